@@ -1,0 +1,1 @@
+"""microTVM-compatible Project API servers and client (plain Python, never imports tvm)."""

@@ -1,0 +1,1 @@
+"""Integer kernel compute definitions and their schedules."""

@@ -1,0 +1,305 @@
+"""Integer (int8 in/out, int32 accumulation) compute definitions for MCU kernels, TOPI style.
+
+Each function takes `te` tensors plus plain Python quantization parameters and returns the
+output tensor. Fixed-point requantization calls the static inline helpers of
+`tvm_tinyml/codegen/runtime/tinyml_math.h`, which mirror TFLite Micro's reference kernels so
+results are bit-exact. Layouts: activations NHWC, conv weights HWIO, depthwise weights HWC
+(channel multiplier folded into C), dense weights [N, K].
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from tvm import te, tirx
+
+INT8 = "int8"
+INT32 = "int32"
+
+
+def _padded(data: te.Tensor, pads: Sequence[int], pad_value: int, name: str = "pad") -> te.Tensor:
+    """NHWC spatial padding with `pad_value` (the input zero point); pads = top, left, bottom, right."""
+    top, left, bottom, right = pads
+    if not any(pads):
+        return data
+    n, h, w, c = data.shape
+
+    def _value(b, y, x, ch):
+        inside = tirx.all(y >= top, y < h + top, x >= left, x < w + left)
+        return tirx.if_then_else(inside, data[b, y - top, x - left, ch], tirx.const(pad_value, data.dtype))
+
+    return te.compute((n, h + top + bottom, w + left + right, c), _value, name=name)
+
+
+def _requant(acc, mult, shift, out_zp: int, act_min: int, act_max: int):
+    return tirx.call_extern(INT8, "tinyml_requant_i8", acc, mult, shift, out_zp, act_min, act_max)
+
+
+def conv2d(data, weight, bias, mult, shift, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max):
+    """Conv2D NHWC x HWIO -> NHWC int8 with per-channel requantization."""
+    n, _, _, _ = data.shape
+    kh, kw, ci, co = weight.shape
+    sh, sw = strides
+    dh, dw = dilation
+    padded = _padded(data, pads, in_zp)
+    oh = (padded.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (padded.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    ry, rx, rc = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx"), te.reduce_axis((0, ci), "rc")
+    acc = te.compute(
+        (n, oh, ow, co),
+        lambda b, y, x, o: te.sum(
+            (padded[b, y * sh + ry * dh, x * sw + rx * dw, rc].astype(INT32) - in_zp)
+            * weight[ry, rx, rc, o].astype(INT32),
+            axis=[ry, rx, rc],
+        ),
+        name="acc",
+    )
+    return te.compute(
+        (n, oh, ow, co),
+        lambda b, y, x, o: _requant(acc[b, y, x, o] + bias[o], mult[o], shift[o], out_zp, act_min, act_max),
+        name="out",
+    )
+
+
+def depthwise_conv2d(data, weight, bias, mult, shift, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max):
+    """Depthwise Conv2D NHWC x HWC -> NHWC int8; output channel o reads input channel o // multiplier."""
+    n, _, _, ci = data.shape
+    kh, kw, co = weight.shape
+    multiplier = co // ci
+    sh, sw = strides
+    dh, dw = dilation
+    padded = _padded(data, pads, in_zp)
+    oh = (padded.shape[1] - (kh - 1) * dh - 1) // sh + 1
+    ow = (padded.shape[2] - (kw - 1) * dw - 1) // sw + 1
+    ry, rx = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx")
+    acc = te.compute(
+        (n, oh, ow, co),
+        lambda b, y, x, o: te.sum(
+            (padded[b, y * sh + ry * dh, x * sw + rx * dw, o // multiplier].astype(INT32) - in_zp)
+            * weight[ry, rx, o].astype(INT32),
+            axis=[ry, rx],
+        ),
+        name="acc",
+    )
+    return te.compute(
+        (n, oh, ow, co),
+        lambda b, y, x, o: _requant(acc[b, y, x, o] + bias[o], mult[o], shift[o], out_zp, act_min, act_max),
+        name="out",
+    )
+
+
+def dense(data, weight, bias, mult, shift, *, in_zp, out_zp, act_min, act_max):
+    """Fully connected [M, K] x [N, K] -> [M, N] int8."""
+    m, k = data.shape
+    nout, _ = weight.shape
+    rk = te.reduce_axis((0, k), "rk")
+    acc = te.compute(
+        (m, nout),
+        lambda i, j: te.sum((data[i, rk].astype(INT32) - in_zp) * weight[j, rk].astype(INT32), axis=rk),
+        name="acc",
+    )
+    return te.compute(
+        (m, nout),
+        lambda i, j: _requant(acc[i, j] + bias[j], mult[j], shift[j], out_zp, act_min, act_max),
+        name="out",
+    )
+
+
+def _pool_window(data, pool, strides, pads):
+    n, h, w, c = data.shape
+    (ph, pw), (sh, sw) = pool, strides
+    top, left, bottom, right = pads
+    oh = (h + top + bottom - ph) // sh + 1
+    ow = (w + left + right - pw) // sw + 1
+    return (n, oh, ow, c), te.reduce_axis((0, ph), "ry"), te.reduce_axis((0, pw), "rx")
+
+
+def avg_pool2d(data, *, pool, strides, pads, act_min, act_max):
+    """Average pool int8 with TFLite's rounding division by the count of in-image elements."""
+    shape, ry, rx = _pool_window(data, pool, strides, pads)
+    h, w = data.shape[1], data.shape[2]
+    (sh, sw), (top, left) = strides, pads[:2]
+
+    def _inside(y, x):
+        return tirx.all(y >= 0, y < h, x >= 0, x < w)
+
+    def _sum(b, oy, ox, c):
+        y, x = oy * sh - top + ry, ox * sw - left + rx
+        return te.sum(
+            tirx.if_then_else(_inside(y, x), data[b, y, x, c].astype(INT32), 0), axis=[ry, rx]
+        )
+
+    acc = te.compute(shape, _sum, name="acc")
+    cy, cx = te.reduce_axis((0, pool[0]), "cy"), te.reduce_axis((0, pool[1]), "cx")
+    count = te.compute(
+        shape,
+        lambda b, oy, ox, c: te.sum(
+            tirx.if_then_else(_inside(oy * sh - top + cy, ox * sw - left + cx), 1, 0), axis=[cy, cx]
+        ),
+        name="count",
+    )
+    return te.compute(
+        shape,
+        lambda *i: tirx.call_extern(INT8, "tinyml_avgpool_round_i8", acc[i], count[i], act_min, act_max),
+        name="out",
+    )
+
+
+def max_pool2d(data, *, pool, strides, pads, act_min, act_max):
+    """Max pool int8 (padding never wins), clamped to the activation range."""
+    shape, ry, rx = _pool_window(data, pool, strides, pads)
+    h, w = data.shape[1], data.shape[2]
+    (sh, sw), (top, left) = strides, pads[:2]
+
+    def _max(b, oy, ox, c):
+        y, x = oy * sh - top + ry, ox * sw - left + rx
+        inside = tirx.all(y >= 0, y < h, x >= 0, x < w)
+        return te.max(tirx.if_then_else(inside, data[b, y, x, c], tirx.const(-128, INT8)), axis=[ry, rx])
+
+    acc = te.compute(shape, _max, name="acc")
+    return te.compute(
+        shape,
+        lambda *i: tirx.max(tirx.min(acc[i], tirx.const(act_max, INT8)), tirx.const(act_min, INT8)),
+        name="out",
+    )
+
+
+def elementwise_add(lhs, rhs, out_shape, params: Sequence[int]):
+    """Broadcasting int8 ADD; `params` are the scalar arguments of tinyml_add_i8 after the inputs."""
+    return _broadcast_binary(lhs, rhs, out_shape, "tinyml_add_i8", params)
+
+
+def elementwise_mul(lhs, rhs, out_shape, params: Sequence[int]):
+    """Broadcasting int8 MUL; `params` are the scalar arguments of tinyml_mul_i8 after the inputs."""
+    return _broadcast_binary(lhs, rhs, out_shape, "tinyml_mul_i8", params)
+
+
+def _broadcast_index(tensor, index):
+    rank = len(tensor.shape)
+    tail = index[len(index) - rank:]
+    return tuple(0 if int(dim) == 1 else i for dim, i in zip(tensor.shape, tail))
+
+
+def _broadcast_binary(lhs, rhs, out_shape, helper: str, params: Sequence[int]):
+    return te.compute(
+        tuple(out_shape),
+        lambda *i: tirx.call_extern(
+            INT8,
+            helper,
+            lhs[_broadcast_index(lhs, i)].astype(INT32),
+            rhs[_broadcast_index(rhs, i)].astype(INT32),
+            *params,
+        ),
+        name="out",
+    )
+
+
+def mean(data, axes: Sequence[int], params: Sequence[int]):
+    """Mean over `axes` (kept as size 1), TFLM arithmetic in tinyml_mean_i8."""
+    reduce = {a: te.reduce_axis((0, data.shape[a]), f"r{a}") for a in axes}
+    shape = [1 if a in reduce else d for a, d in enumerate(data.shape)]
+
+    def _sum(*i):
+        index = tuple(reduce[a] if a in reduce else i[a] for a in range(len(shape)))
+        return te.sum(data[index].astype(INT32), axis=list(reduce.values()))
+
+    acc = te.compute(shape, _sum, name="acc")
+    return te.compute(shape, lambda *i: tirx.call_extern(INT8, "tinyml_mean_i8", acc[i], *params), name="out")
+
+
+def requantize(data, params: Sequence[int]):
+    """Elementwise int8 -> int8 rescale: ((x - in_zp) * multiplier >> shift) + out_zp, clamped."""
+    in_zp, mult, shift, out_zp, act_min, act_max = params
+    return te.compute(
+        data.shape,
+        lambda *i: _requant(data[i].astype(INT32) - in_zp, mult, shift, out_zp, act_min, act_max),
+        name="out",
+    )
+
+
+def softmax(data, *, input_multiplier: int, input_left_shift: int, diff_min: int):
+    """Softmax over the last axis, one tinyml_softmax_i8 call per row."""
+    depth = int(data.shape[-1])
+    rows = 1
+    for dim in data.shape[:-1]:
+        rows *= int(dim)
+
+    def _body(ins, outs):
+        return tirx.call_extern(
+            "int32",
+            "tinyml_softmax_rows_i8",
+            ins[0].data,
+            outs[0].data,
+            rows,
+            depth,
+            input_multiplier,
+            input_left_shift,
+            diff_min,
+        )
+
+    return te.extern(data.shape, [data], _body, dtype=INT8, name="out")
+
+
+def pad(data, *, pads, pad_value: int):
+    """Standalone NHWC spatial pad (when it could not be fused into a convolution)."""
+    padded = _padded(data, pads, pad_value, name="out")
+    if padded is data:
+        return te.compute(data.shape, lambda *i: data[i], name="out")
+    return padded
+
+
+def transpose(data, axes: Sequence[int]):
+    """Permute dimensions."""
+    shape = [data.shape[a] for a in axes]
+
+    def _value(*i):
+        src = [0] * len(axes)
+        for dst, a in enumerate(axes):
+            src[a] = i[dst]
+        return data[tuple(src)]
+
+    return te.compute(shape, _value, name="out")
+
+
+def concatenate(inputs, axis: int):
+    """Concatenate int8 tensors with identical quantization along `axis`."""
+    offsets = [0]
+    for t in inputs:
+        offsets.append(offsets[-1] + int(t.shape[axis]))
+    shape = list(inputs[0].shape)
+    shape[axis] = offsets[-1]
+
+    def _value(*i):
+        value = inputs[-1][i[:axis] + (i[axis] - offsets[-2],) + i[axis + 1:]]
+        for k in range(len(inputs) - 2, -1, -1):
+            src = inputs[k][i[:axis] + (i[axis] - offsets[k],) + i[axis + 1:]]
+            value = tirx.if_then_else(i[axis] < offsets[k + 1], src, value)
+        return value
+
+    return te.compute(shape, _value, name="out")
+
+
+def resize_nearest(data, out_hw: Sequence[int], *, align_corners: bool, half_pixel_centers: bool):
+    """TFLite RESIZE_NEAREST_NEIGHBOR on NHWC, integer index arithmetic."""
+    n, h, w, c = (int(d) for d in data.shape)
+    oh, ow = out_hw
+
+    def _src(o, out_size: int, in_size: int):
+        # TFLite computes in float: scale = in/out (or (in-1)/(out-1) with align_corners).
+        if align_corners and out_size > 1:
+            num, den = in_size - 1, out_size - 1
+        else:
+            num, den = in_size, out_size
+        if half_pixel_centers:
+            # floor((o + 0.5) * num/den) computed exactly as floor((2*o + 1) * num / (2*den))
+            idx = tirx.floordiv((2 * o + 1) * num, 2 * den)
+        elif align_corners:
+            # round((o * num) / den) half away from zero, non-negative here
+            idx = tirx.floordiv(2 * o * num + den, 2 * den)
+        else:
+            idx = tirx.floordiv(o * num, den)
+        return tirx.min(idx, in_size - 1)
+
+    return te.compute(
+        (n, oh, ow, c), lambda b, y, x, ch: data[b, _src(y, oh, h), _src(x, ow, w), ch], name="out"
+    )

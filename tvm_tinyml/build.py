@@ -1,0 +1,170 @@
+"""`tvm_tinyml.build`: model -> integer Relax -> Graph -> memory plan -> C sources (an Artifact)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tvm
+
+import memory_planner
+from relax_passes import QuantizeRealize
+from tvm_tinyml import frontend
+from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
+from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.lower import Lowered, lower
+from tvm_tinyml.targets import McuTarget, get_target
+
+RUNTIME_DIR = Path(__file__).parent / "codegen" / "runtime"
+
+
+@dataclass
+class MemoryReport:
+    """What the model needs on the target: one arena in SRAM, weights in flash."""
+
+    model: str
+    target: str
+    arena_bytes: int
+    flash_bytes: int
+    sram_bytes_available: int
+    flash_bytes_available: int
+    planner: str
+    tensors: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def table(self) -> str:
+        """Human-readable report."""
+        lines = [
+            f"model {self.model} on {self.target}",
+            f"  arena (SRAM): {self.arena_bytes:>10,} B of {self.sram_bytes_available:,} B",
+            f"  weights (flash): {self.flash_bytes:>7,} B of {self.flash_bytes_available:,} B",
+            f"  planner: {self.planner}",
+            "",
+            f"  {'tensor':<8} {'op':<18} {'offset':>8} {'bytes':>8}  live",
+        ]
+        for t in self.tensors:
+            lines.append(f"  {t['name']:<8} {t['op']:<18} {t['offset']:>8} {t['bytes']:>8}  {t['first']}..{t['last']}")
+        return "\n".join(lines)
+
+
+def _io_quant(info: list) -> list[IOQuant]:
+    quant = []
+    for t in info:
+        if t.dtype == "int8":
+            quant.append(IOQuant(t.scale, t.zero_point))
+        else:
+            quant.append(IOQuant(t.quant_scale, t.quant_zero_point))
+    return quant
+
+
+def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: memory_planner.Plan) -> MemoryReport:
+    graph = lowered.graph
+    producer = {out: op.op for op in graph.ops for out in op.outputs}
+    tensors = [
+        {
+            "name": req.name,
+            "op": producer.get(req.name, "input"),
+            "offset": plan.offsets[req.name],
+            "bytes": req.size,
+            "first": req.first,
+            "last": req.last,
+        }
+        for req in sorted(plan.requirements, key=lambda r: (r.first, r.name))
+    ]
+    flash = sum(int(data.nbytes) for data in lowered.constants.values())
+    return MemoryReport(name, target.name, plan.arena_bytes, flash, target.sram_bytes, target.flash_bytes, plan.method, tensors)
+
+
+class Artifact:
+    """Generated C for one model and target, with its memory report."""
+
+    def __init__(self, name: str, target: McuTarget, sources: dict[str, str], memory: MemoryReport, metadata: dict) -> None:
+        self.name = name
+        self.target = target
+        self.sources = sources
+        self.memory = memory
+        self.metadata = metadata
+        self._host_model = None
+
+    def export(self, directory: str | os.PathLike) -> Path:
+        """Write sources, the runtime header, memory.json and metadata.json into `directory`."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for filename, text in self.sources.items():
+            (out / filename).write_text(text)
+        (out / RUNTIME_HEADER).write_text((RUNTIME_DIR / RUNTIME_HEADER).read_text())
+        (out / "memory.json").write_text(json.dumps(self.memory.to_dict(), indent=2) + "\n")
+        (out / "metadata.json").write_text(json.dumps(self.metadata, indent=2) + "\n")
+        return out
+
+    def run_host(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Compile the C with the host `cc` (once) and run one inference through ctypes."""
+        from tvm_tinyml.host import HostModel
+
+        if self._host_model is None:
+            self._host_model = HostModel(self)
+        return self._host_model.run(inputs)
+
+
+def build(
+    model,
+    target: str = "stm32f746",
+    *,
+    tuning_log: str | None = None,
+    patch: str = "off",
+    memory_planner_name: str = "tinyml",
+    float_io: bool = False,
+) -> Artifact:
+    """Compile an int8 model (path to .tflite/.onnx, or a Relax IRModule) into standalone C."""
+    if tuning_log is not None:
+        raise TinyMLError("tuning logs are not supported yet (autotuning lands with `tvm-tinyml tune`)")
+    if patch != "off":
+        raise TinyMLError("patch-based inference is not supported yet; use patch='off'")
+    if memory_planner_name != "tinyml":
+        raise TinyMLError(f"unknown memory planner {memory_planner_name!r}; available: tinyml")
+    mcu = get_target(target)
+    mod, info = frontend.load(model)
+    with tvm.target.Target(mcu.tvm_target):
+        integer = QuantizeRealize(float_io=float_io)(mod)
+    lowered = lower(integer)
+    plan = memory_planner.plan(lowered.graph)
+    memory = _memory_report(info.name, mcu, lowered, plan)
+    if memory.arena_bytes > mcu.sram_bytes or memory.flash_bytes > mcu.flash_bytes:
+        raise TinyMLError(
+            f"{info.name} does not fit {mcu.name}: arena {memory.arena_bytes:,} B (SRAM {mcu.sram_bytes:,} B), "
+            f"weights {memory.flash_bytes:,} B (flash {mcu.flash_bytes:,} B)"
+        )
+    graph = lowered.graph
+    metadata = {
+        "model": info.name,
+        "format": info.format,
+        "target": mcu.name,
+        "tvm_target": mcu.tvm_target,
+        "arena_bytes": plan.arena_bytes,
+        "inputs": [_io_entry(graph, plan, n, t) for n, t in zip(graph.inputs, info.inputs)],
+        "outputs": [_io_entry(graph, plan, n, t) for n, t in zip(graph.outputs, info.outputs)],
+        "kernels": sorted(lowered.kernels),
+        "layers": [op.op for op in graph.ops],
+    }
+    sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
+    return Artifact(info.name, mcu, sources, memory, metadata)
+
+
+def _io_entry(graph: memory_planner.Graph, plan: memory_planner.Plan, name: str, info) -> dict:
+    tensor = graph.tensors[name]
+    scale = info.scale if tensor.dtype == info.dtype else info.quant_scale
+    zero_point = info.zero_point if tensor.dtype == info.dtype else info.quant_zero_point
+    return {
+        "name": info.name,
+        "shape": list(tensor.shape),
+        "dtype": tensor.dtype,
+        "source_dtype": info.dtype,
+        "offset": plan.offsets[graph.storage(name)],
+        "scale": scale,
+        "zero_point": zero_point,
+    }

@@ -1,0 +1,84 @@
+"""Integer Relax module -> plain `Graph` (ordered kernel calls) + the kernels and weights.
+
+After QuantizeRealize, `main` is a straight sequence of `R.call_tir` to integer kernels,
+`R.reshape` (a pure alias) and variable renames. This walks it once and hands the planner
+nothing but names, shapes, sizes and call order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tvm
+from tvm import relax, tirx
+from tvm.ir.expr import Call, Var
+
+from memory_planner import Graph, OpCall, Tensor
+from tvm_tinyml.errors import UnsupportedOperatorError
+
+
+@dataclass
+class Lowered:
+    """The Graph plus what codegen needs: kernels by name and constant data by tensor name."""
+
+    graph: Graph
+    kernels: dict[str, tirx.PrimFunc]
+    constants: dict[str, np.ndarray]
+
+
+def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+
+
+def _tensor_type(ty) -> tuple[tuple[int, ...], str]:
+    return tuple(int(d) for d in ty.shape), str(ty.dtype)
+
+
+def lower(mod: tvm.IRModule) -> Lowered:
+    """Turn the integer `main` of `mod` into a Graph."""
+    func = mod["main"]
+    graph = Graph()
+    constants: dict[str, np.ndarray] = {}
+    kernels: dict[str, tirx.PrimFunc] = {}
+    names: dict = {}
+
+    def add_var(var: Var, alias_of: str | None = None) -> str:
+        shape, dtype = _tensor_type(var.ty)
+        name = f"t{len(names)}"
+        names[var] = name
+        graph.tensors[name] = Tensor(name, shape, dtype, _nbytes(shape, dtype), alias_of=alias_of)
+        return name
+
+    def arg_name(expr) -> str:
+        if isinstance(expr, tvm.ir.expr.Constant):
+            data = expr.value.numpy()
+            name = f"c{len(constants)}"
+            constants[name] = data
+            graph.tensors[name] = Tensor(name, data.shape, str(data.dtype), data.nbytes, const=True)
+            return name
+        return names[expr]
+
+    for param in func.params:
+        graph.inputs.append(add_var(param))
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            value, var = binding.value, binding.var
+            if isinstance(value, Var):
+                add_var(var, alias_of=names[value])
+            elif isinstance(value, Call) and value.op.name == "relax.reshape":
+                add_var(var, alias_of=names[value.args[0]])
+            elif isinstance(value, Call) and value.op.name == "relax.call_tir":
+                gvar, args = value.args[0], value.args[1].fields
+                kernel = gvar.name_hint
+                kernels[kernel] = mod[gvar]
+                inputs = tuple(arg_name(a) for a in args)
+                out = add_var(var)
+                op = str(mod[gvar].attrs.get("tinyml.op", kernel))
+                graph.ops.append(OpCall(kernel, op, inputs, (out,)))
+            else:
+                raise UnsupportedOperatorError(f"cannot lower {value} to a kernel call")
+    result = func.body.body
+    fields = result.fields if isinstance(result, relax.Tuple) else [result]
+    graph.outputs = [names[f] for f in fields]
+    return Lowered(graph, kernels, constants)

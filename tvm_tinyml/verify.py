@@ -1,0 +1,96 @@
+"""Check generated C against the reference interpreter on random inputs, in the int8 domain.
+
+TFLite models are compared with TFLite Micro (tolerance 0: bit-exact), ONNX QDQ models with
+onnxruntime (tolerance 1 LSB, its float QDQ arithmetic rounds differently). Float model ends
+are exact affine maps, so float inputs are fed as dequantized int8 values and float outputs
+are quantized back before comparing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from tvm_tinyml import reference
+from tvm_tinyml.build import Artifact, build
+
+TOLERANCE = {"tflite": 0, "onnx": 1}
+REFERENCE_NAME = {"tflite": "tflite-micro", "onnx": "onnxruntime"}
+
+
+@dataclass
+class VerifyResult:
+    """Outcome of a verification run (the fields of `verify --json`)."""
+
+    model: str
+    target: str
+    inputs: int
+    bit_exact: bool
+    max_abs_diff: int
+    tolerance: int
+    reference: str
+    mismatched_inputs: int
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def _to_reference(value: np.ndarray, spec: dict) -> np.ndarray:
+    """The reference's input: the int8 tensor itself, or its dequantized float value."""
+    if spec["source_dtype"] == "int8":
+        return value
+    return (value.astype(np.float32) - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
+
+
+def _from_reference(value: np.ndarray, spec: dict) -> np.ndarray:
+    """The reference's output in the int8 domain (float outputs quantized back exactly)."""
+    if value.dtype == np.int8:
+        return value
+    q = np.round(value.astype(np.float32) / np.float32(spec["scale"])) + spec["zero_point"]
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def random_inputs(artifact: Artifact, count: int, seed: int) -> list[list[np.ndarray]]:
+    """`count` sets of uniformly random int8 inputs for the artifact's entry."""
+    rng = np.random.default_rng(seed)
+    return [
+        [rng.integers(-128, 128, size=spec["shape"], dtype=np.int8) for spec in artifact.metadata["inputs"]]
+        for _ in range(count)
+    ]
+
+
+def verify(model_path: str, target: str = "host", inputs: int = 20, seed: int = 0) -> VerifyResult:
+    """Build `model_path` for `target`, run it on the host and the reference, compare."""
+    artifact = build(model_path, target=target)
+    meta = artifact.metadata
+    fmt = meta["format"]
+    input_sets = random_inputs(artifact, inputs, seed)
+    ref_sets = [[_to_reference(x, spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
+    if fmt == "tflite":
+        ref_outputs = reference.run_tflm_batch(model_path, ref_sets)
+    else:
+        ref_outputs = [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
+    max_diff, mismatched = 0, 0
+    for xs, refs in zip(input_sets, ref_outputs):
+        ours = artifact.run_host(xs)
+        diffs = [
+            int(np.max(np.abs(o.astype(np.int32) - _from_reference(r, spec).astype(np.int32).reshape(o.shape))))
+            for o, r, spec in zip(ours, refs, meta["outputs"])
+        ]
+        max_diff = max(max_diff, *diffs)
+        mismatched += any(diffs)
+    return VerifyResult(
+        model=artifact.name,
+        target=target,
+        inputs=inputs,
+        bit_exact=max_diff == 0,
+        max_abs_diff=max_diff,
+        tolerance=TOLERANCE[fmt],
+        reference=REFERENCE_NAME[fmt],
+        mismatched_inputs=mismatched,
+    )
