@@ -59,15 +59,14 @@ class QuantizeRealize:
         self.float_io = float_io
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        if self.float_io:
-            raise UnsupportedOperatorError("float input/output kernels (--float-io) are not supported yet")
-        realized = _Realizer(mod["main"]).run()
+        realized = _Realizer(mod["main"], self.float_io).run()
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
 class _Realizer:
-    def __init__(self, func: relax.Function) -> None:
+    def __init__(self, func: relax.Function, float_io: bool) -> None:
         self.func = func
+        self.float_io = float_io
         self.bindings = [b for block in func.body.blocks for b in block.bindings]
         self.defs = {b.var: b.value for b in self.bindings}
         self.uses: Counter = Counter()
@@ -79,13 +78,26 @@ class _Realizer:
         self.bb = relax.BlockBuilder()
         self.env: dict = {}
         self.pad_of: dict = {}
+        self.layout = self._activation_layout()
         self.folded: set = set()
+        self.float_inputs: dict = {}
+
+    def _activation_layout(self) -> str:
+        """NCHW if the model's spatial ops say so (ONNX), else NHWC (TFLite)."""
+        for b in self.bindings:
+            attrs = getattr(b.value, "attrs", None)
+            layout = getattr(attrs, "data_layout", None) or getattr(attrs, "layout", None)
+            if layout in ("NHWC", "NCHW"):
+                return layout
+        return "NHWC"
 
     # ---------------------------------------------------------------- driver
     def run(self) -> tvm.IRModule:
         params = [self._param(p) for p in self.func.params]
         with self.bb.function("main", params, attrs={"num_input": len(params)}):
             with self.bb.dataflow():
+                for var, (param, value) in list(self.float_inputs.items()):
+                    self.env[var] = self._emit(qc.quantize_f32, param, *self._affine(value), op="quantize")
                 for binding in self.bindings:
                     if binding.var not in self.folded:
                         self._visit(binding.var, binding.value)
@@ -103,10 +115,17 @@ class _Realizer:
         users = [b for b in self.bindings if param in relax.analysis.free_vars(b.value)]
         if dtype != "float32" or len(users) != 1 or _op_name(users[0].value) != "relax.quantize":
             raise UnsupportedOperatorError(f"input {param}: float inputs must feed a single QUANTIZE")
+        self.folded.add(users[0].var)
+        if self.float_io:
+            self.float_inputs[users[0].var] = (param, users[0].value)
+            return param
         new = relax.Var(str(param), relax.TensorType(param.ty.shape, "int8"))
         self.env[users[0].var] = new
-        self.folded.add(users[0].var)
         return new
+
+    def _affine(self, call: Call) -> tuple[float, int]:
+        """(scale, zero point) of a per-tensor quantize/dequantize call."""
+        return float(self._constant(call.args[1]).reshape(-1)[0]), int(self._constant(call.args[2]).reshape(-1)[0])
 
     def _flat_outputs(self) -> list:
         out = self.func.body.body
@@ -117,6 +136,8 @@ class _Realizer:
         if var in self.env:
             return self.env[var]
         if _op_name(value) == "relax.dequantize" and value.args[0] in self.env:
+            if self.float_io:
+                return self._emit(qc.dequantize_i8, self.env[value.args[0]], *self._affine(value), op="dequantize")
             return self.env[value.args[0]]
         raise UnsupportedOperatorError(f"output {var}: not an int8 tensor or a DEQUANTIZE of one")
 
@@ -131,6 +152,10 @@ class _Realizer:
             self.env[var] = self.bb.emit(relax.op.reshape(self.env[value.args[0]], var.ty.shape))
         elif name == "relax.astype" and var.ty.dtype == "int8":
             self._realize_int_pool(var, value)
+        elif name == "relax.nn.max_pool2d" and value.args[0] in self.env:
+            lo, hi, result_var = self._fused_clip(var)
+            result = self._emit(qc.max_pool2d, self.env[value.args[0]], op="max_pool2d", act_min=lo, act_max=hi, **self._pool_args(value))
+            self.env[var] = self.env[result_var] = result
         # float ops, dequantize and int32 helpers are consumed lazily by the quantize that uses them
 
     # ---------------------------------------------------------------- helpers
@@ -187,8 +212,7 @@ class _Realizer:
 
     # ---------------------------------------------------------------- patterns
     def _realize_quantize(self, var: Var, value: Call) -> None:
-        out_scale = float(self._constant(value.args[1]).reshape(-1)[0])
-        out_zp = int(self._constant(value.args[2]).reshape(-1)[0])
+        out_scale, out_zp = self._affine(value)
         if var.ty.dtype != "int8":
             raise UnsupportedOperatorError(f"QUANTIZE to {var.ty.dtype} is not supported (int8 only)")
         lo, hi, result_var = self._fused_clip(var)
@@ -206,8 +230,7 @@ class _Realizer:
         amin, amax = qp.activation_range(act, out_scale, out_zp)
         out = _OutQuant(out_scale, out_zp, max(amin, lo), min(amax, hi))
         result = self._realize_float(expr, out)
-        self.env[var] = result
-        self.env[result_var] = result
+        self.env[var] = self.env[result_var] = result
 
     def _realize_float(self, expr, out: "_OutQuant"):
         value = self._def(expr)
@@ -233,23 +256,20 @@ class _Realizer:
 
     def _q_nn_conv2d(self, call: Call, out: "_OutQuant", bias):
         attrs = call.attrs
-        if attrs.data_layout != "NHWC":
-            raise UnsupportedOperatorError(f"conv2d with layout {attrs.data_layout} is not supported (NHWC only)")
+        layout = self._spatial_layout(attrs.data_layout, "conv2d")
         x = self._input(call.args[0])
         w = self._dequant(call.args[1])
         src, pads = self._unpad(x)
         pads = [int(p) + extra for p, extra in zip(attrs.padding, pads)]
-        kernel = w.src
-        channels_in = int(call.args[0].ty.shape[3]) if isinstance(call.args[0], Var) else None
+        kernel_layout = attrs.kernel_layout
+        channels_in = int(call.args[0].ty.shape[layout.index("C")])
         groups = int(attrs.groups)
         if groups == 1:
-            layout = attrs.kernel_layout
-            kernel = kernel.transpose([layout.index(c) for c in "HWIO"])
+            kernel = w.src.transpose([kernel_layout.index(c) for c in "HWIO"])
             compute, op = qc.conv2d, "conv2d"
             out_channels = kernel.shape[3]
         elif groups == channels_in:
-            layout = attrs.kernel_layout
-            kernel = kernel.transpose([layout.index(c) for c in "HWOI"])
+            kernel = w.src.transpose([kernel_layout.index(c) for c in "HWOI"])
             kernel = kernel.reshape(kernel.shape[0], kernel.shape[1], -1)
             compute, op = qc.depthwise_conv2d, "depthwise_conv2d"
             out_channels = kernel.shape[2]
@@ -262,8 +282,14 @@ class _Realizer:
         return self._emit(
             compute, src, relax.const(kernel.astype(np.int8)), relax.const(bias), relax.const(mult), relax.const(shift),
             op=op, strides=[int(s) for s in attrs.strides], pads=pads, dilation=[int(d) for d in attrs.dilation],
-            in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
+            in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max, layout=layout,
         )
+
+    @staticmethod
+    def _spatial_layout(layout: str, op: str) -> str:
+        if layout not in ("NHWC", "NCHW"):
+            raise UnsupportedOperatorError(f"{op} with layout {layout} is not supported (NHWC or NCHW)")
+        return layout
 
     def _unpad(self, x: _Dequant):
         if x.src in self.pad_of:
@@ -330,10 +356,12 @@ class _Realizer:
         x = self._input(call.args[0])
         self._same_quant(x, out, "PAD")
         widths = [int(w) for w in call.attrs.pad_width]
-        if len(widths) != 8 or any(widths[:2]) or any(widths[6:]):
-            raise UnsupportedOperatorError("PAD is supported on the spatial axes of NHWC tensors only")
-        pads = (widths[2], widths[4], widths[3], widths[5])
-        result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=x.scalar_zp)
+        h, w = (1, 2) if self.layout == "NHWC" else (2, 3)
+        spatial = (2 * h, 2 * h + 1, 2 * w, 2 * w + 1)
+        if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
+            raise UnsupportedOperatorError(f"PAD is supported on the spatial axes of 4-D {self.layout} tensors only")
+        pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
+        result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=x.scalar_zp, layout=self.layout)
         self.pad_of[result] = (x.src, pads, x.scalar_zp)
         return result
 
@@ -350,9 +378,12 @@ class _Realizer:
 
     def _pool_args(self, call: Call):
         attrs = call.attrs
-        if attrs.layout != "NHWC":
-            raise UnsupportedOperatorError(f"pooling with layout {attrs.layout} is not supported (NHWC only)")
-        return dict(pool=[int(p) for p in attrs.pool_size], strides=[int(s) for s in attrs.strides], pads=[int(p) for p in attrs.padding])
+        return dict(
+            pool=[int(p) for p in attrs.pool_size],
+            strides=[int(s) for s in attrs.strides],
+            pads=[int(p) for p in attrs.padding],
+            layout=self._spatial_layout(attrs.layout, call.op.name),
+        )
 
     def _q_nn_max_pool2d(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
@@ -401,8 +432,7 @@ class _Realizer:
             raise UnsupportedOperatorError("integer avg_pool2d on a non-int8 tensor is not supported")
         lo, hi, result_var = self._fused_clip(var)
         result = self._emit(qc.avg_pool2d, self.env[src], op="avg_pool2d", act_min=lo, act_max=hi, **self._pool_args(pool))
-        self.env[var] = result
-        self.env[result_var] = result
+        self.env[var] = self.env[result_var] = result
 
 
 @dataclass(frozen=True)

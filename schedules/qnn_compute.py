@@ -3,8 +3,9 @@
 Each function takes `te` tensors plus plain Python quantization parameters and returns the
 output tensor. Fixed-point requantization calls the static inline helpers of
 `tvm_tinyml/codegen/runtime/tinyml_math.h`, which mirror TFLite Micro's reference kernels so
-results are bit-exact. Layouts: activations NHWC, conv weights HWIO, depthwise weights HWC
-(channel multiplier folded into C), dense weights [N, K].
+results are bit-exact. Layouts: activations NHWC (spatial kernels also take NCHW, as ONNX
+models come), conv weights HWIO, depthwise weights HWC (channel multiplier folded into C),
+dense weights [N, K].
 """
 
 from __future__ import annotations
@@ -17,73 +18,89 @@ INT8 = "int8"
 INT32 = "int32"
 
 
-def _padded(data: te.Tensor, pads: Sequence[int], pad_value: int, name: str = "pad") -> te.Tensor:
-    """NHWC spatial padding with `pad_value` (the input zero point); pads = top, left, bottom, right."""
+class _Layout:
+    """Index NHWC or NCHW activations by (batch, y, x, channel)."""
+
+    def __init__(self, layout: str) -> None:
+        if layout not in ("NHWC", "NCHW"):
+            raise ValueError(f"unsupported layout {layout}")
+        self.nchw = layout == "NCHW"
+
+    def dims(self, tensor) -> tuple:
+        n, a, b, c = tensor.shape
+        return (n, b, c, a) if self.nchw else (n, a, b, c)
+
+    def shape(self, n, h, w, c) -> tuple:
+        return (n, c, h, w) if self.nchw else (n, h, w, c)
+
+    def index(self, b, y, x, c) -> tuple:
+        return (b, c, y, x) if self.nchw else (b, y, x, c)
+
+    def compute(self, shape, fn, name: str):
+        """te.compute over (b, y, x, c) whatever the memory layout."""
+        if self.nchw:
+            return te.compute(self.shape(*shape), lambda b, c, y, x: fn(b, y, x, c), name=name)
+        return te.compute(shape, fn, name=name)
+
+
+def _padded(data: te.Tensor, pads: Sequence[int], pad_value: int, layout: _Layout, name: str = "pad") -> te.Tensor:
+    """Spatial padding with `pad_value` (the input zero point); pads = top, left, bottom, right."""
     top, left, bottom, right = pads
     if not any(pads):
         return data
-    n, h, w, c = data.shape
+    n, h, w, c = layout.dims(data)
 
     def _value(b, y, x, ch):
         inside = tirx.all(y >= top, y < h + top, x >= left, x < w + left)
-        return tirx.if_then_else(inside, data[b, y - top, x - left, ch], tirx.const(pad_value, data.dtype))
+        src = data[layout.index(b, y - top, x - left, ch)]
+        return tirx.if_then_else(inside, src, tirx.const(pad_value, data.dtype))
 
-    return te.compute((n, h + top + bottom, w + left + right, c), _value, name=name)
+    return layout.compute((n, h + top + bottom, w + left + right, c), _value, name=name)
 
 
 def _requant(acc, mult, shift, out_zp: int, act_min: int, act_max: int):
     return tirx.call_extern(INT8, "tinyml_requant_i8", acc, mult, shift, out_zp, act_min, act_max)
 
 
-def conv2d(data, weight, bias, mult, shift, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max):
-    """Conv2D NHWC x HWIO -> NHWC int8 with per-channel requantization."""
-    n, _, _, _ = data.shape
-    kh, kw, ci, co = weight.shape
-    sh, sw = strides
-    dh, dw = dilation
-    padded = _padded(data, pads, in_zp)
-    oh = (padded.shape[1] - (kh - 1) * dh - 1) // sh + 1
-    ow = (padded.shape[2] - (kw - 1) * dw - 1) // sw + 1
-    ry, rx, rc = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx"), te.reduce_axis((0, ci), "rc")
-    acc = te.compute(
-        (n, oh, ow, co),
-        lambda b, y, x, o: te.sum(
-            (padded[b, y * sh + ry * dh, x * sw + rx * dw, rc].astype(INT32) - in_zp)
-            * weight[ry, rx, rc, o].astype(INT32),
-            axis=[ry, rx, rc],
-        ),
-        name="acc",
-    )
-    return te.compute(
-        (n, oh, ow, co),
-        lambda b, y, x, o: _requant(acc[b, y, x, o] + bias[o], mult[o], shift[o], out_zp, act_min, act_max),
-        name="out",
-    )
+def conv2d(data, weight, bias, mult, shift, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max, layout="NHWC"):
+    """Conv2D (NHWC or NCHW activations) x HWIO weights -> int8 with per-channel requantization."""
+    return _conv(data, weight, bias, mult, shift, strides, pads, dilation, in_zp, out_zp, act_min, act_max, layout, False)
 
 
-def depthwise_conv2d(data, weight, bias, mult, shift, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max):
-    """Depthwise Conv2D NHWC x HWC -> NHWC int8; output channel o reads input channel o // multiplier."""
-    n, _, _, ci = data.shape
-    kh, kw, co = weight.shape
-    multiplier = co // ci
-    sh, sw = strides
-    dh, dw = dilation
-    padded = _padded(data, pads, in_zp)
-    oh = (padded.shape[1] - (kh - 1) * dh - 1) // sh + 1
-    ow = (padded.shape[2] - (kw - 1) * dw - 1) // sw + 1
+def depthwise_conv2d(data, weight, bias, mult, shift, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max, layout="NHWC"):
+    """Depthwise Conv2D x HWC weights; output channel o reads input channel o // multiplier."""
+    return _conv(data, weight, bias, mult, shift, strides, pads, dilation, in_zp, out_zp, act_min, act_max, layout, True)
+
+
+def _conv(data, weight, bias, mult, shift, strides, pads, dilation, in_zp, out_zp, act_min, act_max, layout, depthwise):
+    lay = _Layout(layout)
+    n, _, _, ci = lay.dims(data)
+    kh, kw = weight.shape[0], weight.shape[1]
+    co = weight.shape[-1]
+    (sh, sw), (dh, dw) = strides, dilation
+    padded = _padded(data, pads, in_zp, lay)
+    _, ph, pw, _ = lay.dims(padded)
+    oh = (ph - (kh - 1) * dh - 1) // sh + 1
+    ow = (pw - (kw - 1) * dw - 1) // sw + 1
     ry, rx = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx")
-    acc = te.compute(
+    if depthwise:
+        multiplier = co // ci
+
+        def _acc(b, y, x, o):
+            pixel = padded[lay.index(b, y * sh + ry * dh, x * sw + rx * dw, o // multiplier)]
+            return te.sum((pixel.astype(INT32) - in_zp) * weight[ry, rx, o].astype(INT32), axis=[ry, rx])
+
+    else:
+        rc = te.reduce_axis((0, ci), "rc")
+
+        def _acc(b, y, x, o):
+            pixel = padded[lay.index(b, y * sh + ry * dh, x * sw + rx * dw, rc)]
+            return te.sum((pixel.astype(INT32) - in_zp) * weight[ry, rx, rc, o].astype(INT32), axis=[ry, rx, rc])
+
+    acc = lay.compute((n, oh, ow, co), _acc, name="acc")
+    return lay.compute(
         (n, oh, ow, co),
-        lambda b, y, x, o: te.sum(
-            (padded[b, y * sh + ry * dh, x * sw + rx * dw, o // multiplier].astype(INT32) - in_zp)
-            * weight[ry, rx, o].astype(INT32),
-            axis=[ry, rx],
-        ),
-        name="acc",
-    )
-    return te.compute(
-        (n, oh, ow, co),
-        lambda b, y, x, o: _requant(acc[b, y, x, o] + bias[o], mult[o], shift[o], out_zp, act_min, act_max),
+        lambda b, y, x, o: _requant(acc[lay.index(b, y, x, o)] + bias[o], mult[o], shift[o], out_zp, act_min, act_max),
         name="out",
     )
 
@@ -105,8 +122,8 @@ def dense(data, weight, bias, mult, shift, *, in_zp, out_zp, act_min, act_max):
     )
 
 
-def _pool_window(data, pool, strides, pads):
-    n, h, w, c = data.shape
+def _pool_window(data, pool, strides, pads, lay: _Layout):
+    n, h, w, c = lay.dims(data)
     (ph, pw), (sh, sw) = pool, strides
     top, left, bottom, right = pads
     oh = (h + top + bottom - ph) // sh + 1
@@ -114,10 +131,11 @@ def _pool_window(data, pool, strides, pads):
     return (n, oh, ow, c), te.reduce_axis((0, ph), "ry"), te.reduce_axis((0, pw), "rx")
 
 
-def avg_pool2d(data, *, pool, strides, pads, act_min, act_max):
+def avg_pool2d(data, *, pool, strides, pads, act_min, act_max, layout="NHWC"):
     """Average pool int8 with TFLite's rounding division by the count of in-image elements."""
-    shape, ry, rx = _pool_window(data, pool, strides, pads)
-    h, w = data.shape[1], data.shape[2]
+    lay = _Layout(layout)
+    shape, ry, rx = _pool_window(data, pool, strides, pads, lay)
+    _, h, w, _ = lay.dims(data)
     (sh, sw), (top, left) = strides, pads[:2]
 
     def _inside(y, x):
@@ -125,40 +143,37 @@ def avg_pool2d(data, *, pool, strides, pads, act_min, act_max):
 
     def _sum(b, oy, ox, c):
         y, x = oy * sh - top + ry, ox * sw - left + rx
-        return te.sum(
-            tirx.if_then_else(_inside(y, x), data[b, y, x, c].astype(INT32), 0), axis=[ry, rx]
-        )
+        return te.sum(tirx.if_then_else(_inside(y, x), data[lay.index(b, y, x, c)].astype(INT32), 0), axis=[ry, rx])
 
-    acc = te.compute(shape, _sum, name="acc")
+    acc = lay.compute(shape, _sum, name="acc")
     cy, cx = te.reduce_axis((0, pool[0]), "cy"), te.reduce_axis((0, pool[1]), "cx")
-    count = te.compute(
+    count = lay.compute(
         shape,
-        lambda b, oy, ox, c: te.sum(
-            tirx.if_then_else(_inside(oy * sh - top + cy, ox * sw - left + cx), 1, 0), axis=[cy, cx]
-        ),
+        lambda b, oy, ox, c: te.sum(tirx.if_then_else(_inside(oy * sh - top + cy, ox * sw - left + cx), 1, 0), axis=[cy, cx]),
         name="count",
     )
     return te.compute(
-        shape,
+        lay.shape(*shape),
         lambda *i: tirx.call_extern(INT8, "tinyml_avgpool_round_i8", acc[i], count[i], act_min, act_max),
         name="out",
     )
 
 
-def max_pool2d(data, *, pool, strides, pads, act_min, act_max):
+def max_pool2d(data, *, pool, strides, pads, act_min, act_max, layout="NHWC"):
     """Max pool int8 (padding never wins), clamped to the activation range."""
-    shape, ry, rx = _pool_window(data, pool, strides, pads)
-    h, w = data.shape[1], data.shape[2]
+    lay = _Layout(layout)
+    shape, ry, rx = _pool_window(data, pool, strides, pads, lay)
+    _, h, w, _ = lay.dims(data)
     (sh, sw), (top, left) = strides, pads[:2]
 
     def _max(b, oy, ox, c):
         y, x = oy * sh - top + ry, ox * sw - left + rx
         inside = tirx.all(y >= 0, y < h, x >= 0, x < w)
-        return te.max(tirx.if_then_else(inside, data[b, y, x, c], tirx.const(-128, INT8)), axis=[ry, rx])
+        return te.max(tirx.if_then_else(inside, data[lay.index(b, y, x, c)], tirx.const(-128, INT8)), axis=[ry, rx])
 
-    acc = te.compute(shape, _max, name="acc")
+    acc = lay.compute(shape, _max, name="acc")
     return te.compute(
-        shape,
+        lay.shape(*shape),
         lambda *i: tirx.max(tirx.min(acc[i], tirx.const(act_max, INT8)), tirx.const(act_min, INT8)),
         name="out",
     )
@@ -217,6 +232,24 @@ def requantize(data, params: Sequence[int]):
     )
 
 
+def quantize_f32(data, scale: float, zero_point: int):
+    """float32 -> int8 as TFLite's QUANTIZE: round(x / scale) + zero_point, saturated."""
+    return te.compute(
+        data.shape,
+        lambda *i: tirx.call_extern(INT8, "tinyml_quantize_f32", data[i], tirx.const(scale, "float32"), zero_point),
+        name="out",
+    )
+
+
+def dequantize_i8(data, scale: float, zero_point: int):
+    """int8 -> float32 as TFLite's DEQUANTIZE: scale * (q - zero_point)."""
+    return te.compute(
+        data.shape,
+        lambda *i: tirx.call_extern("float32", "tinyml_dequantize_i8", data[i], tirx.const(scale, "float32"), zero_point),
+        name="out",
+    )
+
+
 def softmax(data, *, input_multiplier: int, input_left_shift: int, diff_min: int):
     """Softmax over the last axis, one tinyml_softmax_i8 call per row."""
     depth = int(data.shape[-1])
@@ -240,9 +273,9 @@ def softmax(data, *, input_multiplier: int, input_left_shift: int, diff_min: int
     return te.extern(data.shape, [data], _body, dtype=INT8, name="out")
 
 
-def pad(data, *, pads, pad_value: int):
-    """Standalone NHWC spatial pad (when it could not be fused into a convolution)."""
-    padded = _padded(data, pads, pad_value, name="out")
+def pad(data, *, pads, pad_value: int, layout="NHWC"):
+    """Standalone spatial pad (when it could not be fused into a convolution)."""
+    padded = _padded(data, pads, pad_value, _Layout(layout), name="out")
     if padded is data:
         return te.compute(data.shape, lambda *i: data[i], name="out")
     return padded

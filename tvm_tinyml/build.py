@@ -53,13 +53,8 @@ class MemoryReport:
 
 
 def _io_quant(info: list) -> list[IOQuant]:
-    quant = []
-    for t in info:
-        if t.dtype == "int8":
-            quant.append(IOQuant(t.scale, t.zero_point))
-        else:
-            quant.append(IOQuant(t.quant_scale, t.quant_zero_point))
-    return quant
+    """The int8 side's scale and zero point of each model input or output."""
+    return [IOQuant(t.quant_scale, t.quant_zero_point) for t in info]
 
 
 def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: memory_planner.Plan) -> MemoryReport:
@@ -157,14 +152,12 @@ def build(
 
 def _io_entry(graph: memory_planner.Graph, plan: memory_planner.Plan, name: str, info) -> dict:
     tensor = graph.tensors[name]
-    scale = info.scale if tensor.dtype == info.dtype else info.quant_scale
-    zero_point = info.zero_point if tensor.dtype == info.dtype else info.quant_zero_point
     return {
         "name": info.name,
         "shape": list(tensor.shape),
         "dtype": tensor.dtype,
         "source_dtype": info.dtype,
         "offset": plan.offsets[graph.storage(name)],
-        "scale": scale,
-        "zero_point": zero_point,
+        "scale": info.quant_scale,
+        "zero_point": info.quant_zero_point,
     }

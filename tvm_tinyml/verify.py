@@ -40,15 +40,15 @@ class VerifyResult:
         return {**asdict(self), "passed": self.passed}
 
 
-def _to_reference(value: np.ndarray, spec: dict) -> np.ndarray:
-    """The reference's input: the int8 tensor itself, or its dequantized float value."""
-    if spec["source_dtype"] == "int8":
+def _from_int8(value: np.ndarray, dtype: str, spec: dict) -> np.ndarray:
+    """An int8-domain tensor as `dtype`: itself, or its exactly dequantized float value."""
+    if dtype == "int8":
         return value
     return (value.astype(np.float32) - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
 
 
-def _from_reference(value: np.ndarray, spec: dict) -> np.ndarray:
-    """The reference's output in the int8 domain (float outputs quantized back exactly)."""
+def _to_int8(value: np.ndarray, spec: dict) -> np.ndarray:
+    """A tensor in the int8 domain (float outputs quantized back exactly)."""
     if value.dtype == np.int8:
         return value
     q = np.round(value.astype(np.float32) / np.float32(spec["scale"])) + spec["zero_point"]
@@ -59,27 +59,28 @@ def random_inputs(artifact: Artifact, count: int, seed: int) -> list[list[np.nda
     """`count` sets of uniformly random int8 inputs for the artifact's entry."""
     rng = np.random.default_rng(seed)
     return [
-        [rng.integers(-128, 128, size=spec["shape"], dtype=np.int8) for spec in artifact.metadata["inputs"]]
+        [rng.integers(-128, 128, size=spec["shape"]).astype(np.int8) for spec in artifact.metadata["inputs"]]
         for _ in range(count)
     ]
 
 
-def verify(model_path: str, target: str = "host", inputs: int = 20, seed: int = 0) -> VerifyResult:
+def verify(model_path: str, target: str = "host", inputs: int = 20, seed: int = 0, float_io: bool = False) -> VerifyResult:
     """Build `model_path` for `target`, run it on the host and the reference, compare."""
-    artifact = build(model_path, target=target)
+    artifact = build(model_path, target=target, float_io=float_io)
     meta = artifact.metadata
     fmt = meta["format"]
     input_sets = random_inputs(artifact, inputs, seed)
-    ref_sets = [[_to_reference(x, spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
+    ref_sets = [[_from_int8(x, spec["source_dtype"], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
+    our_sets = [[_from_int8(x, spec["dtype"], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
     if fmt == "tflite":
         ref_outputs = reference.run_tflm_batch(model_path, ref_sets)
     else:
         ref_outputs = [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
     max_diff, mismatched = 0, 0
-    for xs, refs in zip(input_sets, ref_outputs):
+    for xs, refs in zip(our_sets, ref_outputs):
         ours = artifact.run_host(xs)
         diffs = [
-            int(np.max(np.abs(o.astype(np.int32) - _from_reference(r, spec).astype(np.int32).reshape(o.shape))))
+            int(np.max(np.abs(_to_int8(o, spec).astype(np.int32) - _to_int8(r, spec).astype(np.int32).reshape(o.shape))))
             for o, r, spec in zip(ours, refs, meta["outputs"])
         ]
         max_diff = max(max_diff, *diffs)

@@ -1,0 +1,103 @@
+"""`tvm-tinyml` command line: compile, verify, memory.
+
+Exit codes: 0 success, 1 a failed check (verify mismatch), 2 bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.targets import TARGETS
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from tvm_tinyml.build import build
+
+    artifact = build(args.model, target=args.target, float_io=args.float_io)
+    out = artifact.export(args.output)
+    memory = artifact.memory
+    print(f"wrote {', '.join(sorted(artifact.sources))} to {out}")
+    print(f"arena {memory.arena_bytes:,} B, weights {memory.flash_bytes:,} B on {memory.target}")
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from tvm_tinyml.verify import verify
+
+    result = verify(args.model, target=args.target, inputs=args.inputs, seed=args.seed, float_io=args.float_io)
+    verdict = "bit-exact" if result.bit_exact else f"max |diff| {result.max_abs_diff} (tolerance {result.tolerance})"
+    print(
+        f"{result.model}: {result.inputs} random inputs vs {result.reference}: {verdict}; "
+        f"{result.mismatched_inputs} inputs differ"
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
+
+
+def _cmd_memory(args: argparse.Namespace) -> int:
+    from tvm_tinyml.build import build
+
+    memory = build(args.model, target=args.target, float_io=args.float_io).memory
+    if args.json:
+        report = memory.to_dict()
+        if not args.tensors:
+            del report["tensors"]
+        print(json.dumps(report))
+    else:
+        print(memory.table())
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    targets = sorted(TARGETS)
+
+    p = sub.add_parser("compile", help="compile a model to C sources")
+    p.add_argument("model", help=".tflite or .onnx (QDQ) model")
+    p.add_argument("--target", default="stm32f746", choices=targets)
+    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("verify", help="run the generated C on the host against the reference interpreter")
+    p.add_argument("model")
+    p.add_argument("--target", default="host", choices=targets)
+    p.add_argument("--inputs", type=int, default=20, help="number of random inputs (default 20)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("memory", help="print the memory report")
+    p.add_argument("model")
+    p.add_argument("--target", default="stm32f746", choices=targets)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--tensors", action="store_true", help="with --json, include the per-tensor table")
+    p.set_defaults(func=_cmd_memory)
+    for command in sub.choices.values():
+        command.add_argument(
+            "--float-io", action="store_true", help="keep float inputs/outputs of float-IO models (default: int8 entry)"
+        )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tvm-tinyml` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TinyMLError as err:
+        print(f"tvm-tinyml: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("tvm-tinyml: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

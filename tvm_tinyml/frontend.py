@@ -1,0 +1,436 @@
+"""Model import: TFLite / ONNX files (or a Relax IRModule) to a Relax IRModule plus IO description.
+
+Only this module knows model file formats. Quantized models come out of TVM's importers in
+QDQ form (`R.quantize(op(R.dequantize(x)))`); `QDQOperatorConverter` adds that form for the
+quantized TFLite operators TVM's frontend refuses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import tflite
+import tvm
+from onnx import helper, numpy_helper
+from tflite.BuiltinOperator import BuiltinOperator
+from tvm import relax
+from tvm.relax.frontend.onnx import from_onnx as _tvm_from_onnx
+from tvm.relax.frontend.tflite import tflite_frontend
+
+from .errors import TinyMLError, UnsupportedOperatorError
+
+SUPPORTED_TFLITE_OPS = frozenset(
+    {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "FULLY_CONNECTED",
+        "ADD",
+        "MUL",
+        "AVERAGE_POOL_2D",
+        "MAX_POOL_2D",
+        "MEAN",
+        "CONCATENATION",
+        "PAD",
+        "PADV2",
+        "RESHAPE",
+        "SOFTMAX",
+        "TRANSPOSE",
+        "QUANTIZE",
+        "DEQUANTIZE",
+        "RESIZE_NEAREST_NEIGHBOR",
+        "RELU",
+        "RELU6",
+        "LOGISTIC",
+        "HARD_SWISH",
+    }
+)
+
+_TFLITE_OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
+_TFLITE_DTYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
+_INT_DTYPES = ("int8", "uint8", "int16")
+_FLOAT_MODEL = "float model: tvm-tinyml compiles int8-quantized models; quantize it with {}"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output.
+
+    `scale`/`zero_point` are the tensor's own (per-tensor) quantization, None if it is float.
+    `quant_scale`/`quant_zero_point` describe the int8 tensor the model computes with: the
+    tensor's own parameters, or for a float input/output those of the QUANTIZE it feeds or
+    the DEQUANTIZE it comes from (None if there is none).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: float | None = None
+    zero_point: int | None = None
+    quant_scale: float | None = None
+    quant_zero_point: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `load` learned about a model: a C-identifier name, its format, path and IO."""
+
+    name: str
+    format: str
+    path: str | None
+    inputs: list[TensorInfo]
+    outputs: list[TensorInfo]
+
+
+def sniff_format(data: bytes, source: str = "model") -> str:
+    """Return "tflite" or "onnx" from a model file's contents (never from its name);
+    `source` names the data in the error message."""
+    if len(data) >= 8 and data[4:8] == b"TFL3":
+        return "tflite"
+    if _parse_onnx(data) is not None:
+        return "onnx"
+    raise TinyMLError(f"{source}: not a TFLite or ONNX model (unrecognized file contents)")
+
+
+def load(model: str | os.PathLike | tvm.IRModule) -> tuple[tvm.IRModule, ModelInfo]:
+    """Import a .tflite/.onnx file or take a Relax IRModule; return it with its ModelInfo."""
+    if isinstance(model, tvm.IRModule):
+        inputs, outputs = _relax_io(model)
+        return model, ModelInfo("model", "relax", None, inputs, outputs)
+    path = str(model)
+    data = _read(path)
+    fmt = sniff_format(data, path)
+    if fmt == "tflite":
+        parsed = _parse_tflite(data, path)
+        mod, (inputs, outputs) = _import_tflite(parsed, path), _tflite_io(parsed)
+    else:
+        parsed = _parse_onnx_file(data, path)
+        mod, (inputs, outputs) = _import_onnx(parsed, path), _onnx_io(parsed)
+    return mod, ModelInfo(_c_identifier(Path(path).stem), fmt, path, inputs, outputs)
+
+
+def from_tflite(path: str | os.PathLike) -> tvm.IRModule:
+    """Import an int8 .tflite file into Relax (QDQ form)."""
+    path = str(path)
+    return _import_tflite(_parse_tflite(_read(path), path), path)
+
+
+def from_onnx(path: str | os.PathLike) -> tvm.IRModule:
+    """Import an int8 QDQ .onnx file into Relax; weights become constants."""
+    path = str(path)
+    return _import_onnx(_parse_onnx_file(_read(path), path), path)
+
+
+def _import_tflite(model: tflite.Model, path: str) -> tvm.IRModule:
+    """Check a parsed .tflite model against what we support, then convert it to Relax."""
+    _check_tflite_ops(model, path)
+    return _tvm_import(
+        path, lambda: tflite_frontend.from_tflite(model, op_converter=QDQOperatorConverter)
+    )
+
+
+def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
+    """Reject float ONNX models, then convert to Relax."""
+    if not any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
+        hint = "onnxruntime.quantization (QDQ format, int8)"
+        raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
+    return _tvm_import(path, lambda: _tvm_from_onnx(model))
+
+
+# ---------------------------------------------------------------- file reading and checks
+
+
+def _read(path: str) -> bytes:
+    """Read a model file, turning OS errors into one-line TinyMLErrors."""
+    if not os.path.exists(path):
+        raise TinyMLError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise TinyMLError(f"{path}: is a directory, not a model file")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise TinyMLError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def _parse_tflite(data: bytes, path: str) -> tflite.Model:
+    """Parse and structurally validate the contents of a .tflite file."""
+    if sniff_format(data, path) != "tflite":
+        raise TinyMLError(f"{path}: not a TFLite model")
+    try:
+        model = tflite.Model.GetRootAsModel(data, 0)
+        _check_tflite_structure(model, len(data))
+    except Exception as e:  # flatbuffers has no verifier: any read may fail on a corrupt file
+        raise TinyMLError(f"{path}: truncated or corrupt TFLite file ({_first_line(e)})") from None
+    return model
+
+
+def _check_tflite_structure(model: tflite.Model, size: int) -> None:
+    """Read every table of the main subgraph the importer reads, so corruption fails here."""
+
+    def count(n: int) -> int:
+        if not 0 <= n <= size // 4:
+            raise ValueError(f"implausible vector length {n}")
+        return n
+
+    num_buffers = count(model.BuffersLength())
+    for i in range(num_buffers):
+        model.Buffers(i).DataAsNumpy()
+    num_codes = count(model.OperatorCodesLength())
+    for i in range(num_codes):
+        model.OperatorCodes(i).BuiltinCode()
+    if count(model.SubgraphsLength()) == 0:
+        raise ValueError("no subgraph")
+    graph = model.Subgraphs(0)
+    num_tensors = count(graph.TensorsLength())
+    for i in range(num_tensors):
+        tensor = graph.Tensors(i)
+        tensor.Name().decode()
+        count(len(np.atleast_1d(tensor.ShapeAsNumpy())))
+        if not 0 <= tensor.Buffer() < num_buffers:
+            raise ValueError(f"tensor {i} refers to missing buffer {tensor.Buffer()}")
+        if tensor.Quantization() is not None:
+            tensor.Quantization().ScaleAsNumpy()
+            tensor.Quantization().ZeroPointAsNumpy()
+    _check_indices(np.concatenate(_io_indices(graph)), num_tensors, "graph input/output")
+    for i in range(count(graph.OperatorsLength())):
+        op = graph.Operators(i)
+        if not 0 <= op.OpcodeIndex() < num_codes:
+            raise ValueError(f"operator {i} has no operator code")
+        _check_indices(np.concatenate(_io_indices(op)), num_tensors, f"operator {i}")
+
+
+def _io_indices(node) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output tensor indices of a TFLite subgraph or operator."""
+    return np.atleast_1d(node.InputsAsNumpy()), np.atleast_1d(node.OutputsAsNumpy())
+
+
+def _check_indices(indices: np.ndarray, num_tensors: int, what: str) -> None:
+    """Tensor indices must be -1 (optional input) or name an existing tensor."""
+    if indices.size and (indices.min() < -1 or indices.max() >= num_tensors):
+        raise ValueError(f"{what} refers to a missing tensor")
+
+
+def _tflite_op_name(model: tflite.Model, op) -> str:
+    """The builtin operator name of `op`, e.g. "CONV_2D" ("CUSTOM(name)" for custom ops)."""
+    code = model.OperatorCodes(op.OpcodeIndex())
+    name = _TFLITE_OP_NAMES.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "UNKNOWN")
+    if name == "CUSTOM":
+        return f"CUSTOM({(code.CustomCode() or b'').decode(errors='replace')})"
+    return name
+
+
+def _check_tflite_ops(model: tflite.Model, path: str) -> None:
+    """Reject float models and operators outside SUPPORTED_TFLITE_OPS, naming the first one."""
+    graph = model.Subgraphs(0)
+    ops = [graph.Operators(i) for i in range(graph.OperatorsLength())]
+    names = [_tflite_op_name(model, op) for op in ops]
+    compute = [op for op, name in zip(ops, names) if name not in ("QUANTIZE", "DEQUANTIZE")]
+    if not any(_uses_int_tensor(graph, op) for op in compute):
+        hint = "the TFLite converter (full integer quantization)"
+        raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
+    for index, name in enumerate(names):
+        if name not in SUPPORTED_TFLITE_OPS:
+            raise UnsupportedOperatorError(f"{path}: operator #{index} ({name}) is not supported")
+
+
+def _uses_int_tensor(graph, op) -> bool:
+    """Whether a TFLite operator reads or writes an int8/uint8/int16 tensor."""
+    indices = np.concatenate(_io_indices(op))
+    return any(_tflite_dtype(graph, int(i)) in _INT_DTYPES for i in indices if i >= 0)
+
+
+def _parse_onnx(data: bytes) -> onnx.ModelProto | None:
+    """The ModelProto in `data`, or None unless it parses and has a non-empty graph."""
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception:  # protobuf raises DecodeError or others on random bytes
+        return None
+    return model if model.HasField("graph") and len(model.graph.node) > 0 else None
+
+
+def _parse_onnx_file(data: bytes, path: str) -> onnx.ModelProto:
+    """Parse the contents of a .onnx file."""
+    model = _parse_onnx(data)
+    if model is None:
+        raise TinyMLError(f"{path}: not an ONNX model")
+    return model
+
+
+def _tvm_import(path: str, importer) -> tvm.IRModule:
+    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors."""
+    try:
+        return importer()
+    except tvm.error.OpNotImplemented as e:
+        raise UnsupportedOperatorError(f"{path}: {_first_line(e)}") from None
+    except Exception as e:
+        raise TinyMLError(f"{path}: TVM import failed: {_first_line(e)}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _c_identifier(stem: str) -> str:
+    """`stem` made a valid C identifier."""
+    name = re.sub(r"[^0-9A-Za-z_]", "_", stem)
+    return name if name and not name[0].isdigit() else f"model_{name}"
+
+
+# ---------------------------------------------------------------- IO description
+
+
+def _tflite_dtype(graph, index: int) -> str:
+    return _TFLITE_DTYPES.get(graph.Tensors(index).Type(), "unknown")
+
+
+def _tflite_quant(graph, index: int) -> tuple[float | None, int | None]:
+    """Per-tensor (scale, zero_point) of a TFLite tensor, or (None, None)."""
+    quant = graph.Tensors(index).Quantization()
+    if quant is None or quant.ScaleLength() != 1:
+        return None, None
+    zero_point = int(quant.ZeroPoint(0)) if quant.ZeroPointLength() else 0
+    return float(quant.Scale(0)), zero_point
+
+
+def _tflite_io(model: tflite.Model) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """TensorInfo for the main subgraph's inputs and outputs."""
+    graph = model.Subgraphs(0)
+    quantized_side = {}  # float graph tensor -> the int8 tensor a QUANTIZE/DEQUANTIZE maps it to
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        name = _tflite_op_name(model, op)
+        if name == "QUANTIZE":
+            quantized_side[int(op.Inputs(0))] = int(op.Outputs(0))
+        elif name == "DEQUANTIZE":
+            quantized_side[int(op.Outputs(0))] = int(op.Inputs(0))
+
+    def info(index: int) -> TensorInfo:
+        tensor = graph.Tensors(index)
+        scale, zero_point = _tflite_quant(graph, index)
+        quant_scale, quant_zero_point = _tflite_quant(graph, quantized_side.get(index, index))
+        shape = tuple(int(d) for d in np.atleast_1d(tensor.ShapeAsNumpy()))
+        return TensorInfo(
+            tensor.Name().decode(), shape, _tflite_dtype(graph, index),
+            scale, zero_point, quant_scale, quant_zero_point,
+        )
+
+    inputs, outputs = _io_indices(graph)
+    return [info(int(i)) for i in inputs], [info(int(i)) for i in outputs]
+
+
+def _onnx_io(model: onnx.ModelProto) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """TensorInfo for an ONNX graph's (non-initializer) inputs and outputs."""
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    qdq = {}  # graph tensor -> (scale, zero_point) of the Quantize/DequantizeLinear next to it
+    for node in graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and node.input[1] in constants:
+            scale = constants[node.input[1]]
+            zero_point = constants.get(node.input[2]) if len(node.input) > 2 else None
+            if scale.size == 1:
+                params = (scale.item(), zero_point.item() if zero_point is not None else 0)
+                qdq.setdefault(node.input[0], params)
+                qdq.setdefault(node.output[0], params)
+
+    def info(value: onnx.ValueInfoProto) -> TensorInfo:
+        tensor_type = value.type.tensor_type
+        dtype = helper.tensor_dtype_to_np_dtype(tensor_type.elem_type).name
+        shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor_type.shape.dim)
+        quant = qdq.get(value.name, (None, None))
+        own = quant if dtype in _INT_DTYPES else (None, None)
+        return TensorInfo(value.name, shape, dtype, *own, *quant)
+
+    inputs = [info(v) for v in graph.input if v.name not in constants]
+    return inputs, [info(v) for v in graph.output]
+
+
+def _relax_io(mod: tvm.IRModule) -> tuple[list[TensorInfo], list[TensorInfo]]:
+    """TensorInfo for the parameters and tensor results of `main`."""
+    main = mod["main"]
+    results = main.ret_ty.fields if isinstance(main.ret_ty, relax.TupleType) else [main.ret_ty]
+
+    def info(name: str, ty: relax.TensorType) -> TensorInfo:
+        dims = ty.shape if ty.shape is not None else []
+        shape = tuple(int(d) if isinstance(d, tvm.tirx.IntImm) else -1 for d in dims)
+        return TensorInfo(name, shape, str(ty.dtype))
+
+    inputs = [info(p.name, p.ty) for p in main.params]
+    return inputs, [info(f"output_{i}", ty) for i, ty in enumerate(results)]
+
+
+# ---------------------------------------------------------------- quantized TFLite converters
+
+
+class QDQOperatorConverter(tflite_frontend.OperatorConverter):
+    """TVM's TFLite converter plus QDQ lowering of quantized PAD/PADV2, TRANSPOSE and
+    RESIZE_NEAREST_NEIGHBOR: dequantize the input, apply the float op, quantize the result.
+
+    (Quantized MAX_POOL_2D is already supported upstream, as an int8 max_pool2d.)
+    """
+
+    _SUPPORTED_QUANTIZED_OPS = tflite_frontend.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
+        "PAD",
+        "PADV2",
+        "TRANSPOSE",
+        "RESIZE_NEAREST_NEIGHBOR",
+    }
+
+    def convert_pad(self, op):
+        """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
+        if not self.is_quantized(op):
+            return super().convert_pad(op)
+        input_tensors = self.get_input_tensors(op)
+        pad_width = [int(v) for v in self.get_tensor_value(input_tensors[1]).flatten()]
+        pad_value = self._real_scalar(input_tensors[2]) if len(input_tensors) == 3 else 0.0
+        out = relax.op.nn.pad(self._dequantized_input(op), pad_width=pad_width, pad_value=pad_value)
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_transpose(self, op):
+        """Convert TFLite TRANSPOSE."""
+        if not self.is_quantized(op):
+            return super().convert_transpose(op)
+        axes = [int(v) for v in self.get_tensor_value(self.get_input_tensors(op)[1])]
+        out = relax.op.permute_dims(self._dequantized_input(op), axes or None)
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_resize_nearest_neighbor(self, op):
+        """Convert TFLite RESIZE_NEAREST_NEIGHBOR (NHWC).
+
+        TFLite picks source index floor((x + offset) * scale) (offset 0.5 with half-pixel
+        centers), or round-half-up(x * scale) with aligned corners.
+        """
+        if not self.is_quantized(op):
+            return super().convert_resize_nearest_neighbor(op)
+        from tflite.ResizeNearestNeighborOptions import ResizeNearestNeighborOptions
+
+        options = self._get_builtin_options(op, ResizeNearestNeighborOptions)
+        align, half_pixel = options.AlignCorners(), options.HalfPixelCenters()
+        if align and half_pixel:
+            raise tvm.error.OpNotImplemented(
+                "RESIZE_NEAREST_NEIGHBOR with both align_corners and half_pixel_centers"
+            )
+        coord_trans = "align_corners" if align else "half_pixel" if half_pixel else "asymmetric"
+        rounding = "round_prefer_ceil" if align or half_pixel else "floor"
+        size = tuple(int(v) for v in self.get_tensor_value(self.get_input_tensors(op)[1]))
+        out = relax.op.image.resize2d(
+            self._dequantized_input(op), size, None, "NHWC", "nearest_neighbor", coord_trans, rounding
+        )
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def _dequantized_input(self, op) -> relax.Expr:
+        """The op's first input, dequantized to float32."""
+        tensor = self.get_input_tensors(op)[0]
+        return self.dequantize(self.get_tensor_expr(tensor), tensor)
+
+    def _real_scalar(self, tensor) -> float:
+        """The real value of a quantized constant scalar tensor."""
+        scale = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["scale"])
+        zero_point = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["zero_point"])
+        return float((np.asarray(self.get_tensor_value(tensor)).item() - zero_point) * scale)

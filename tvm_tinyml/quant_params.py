@@ -1,0 +1,175 @@
+"""Prepare-time quantization parameters, computed exactly as TFLite Micro does.
+
+Each function mirrors the TFLM ``Prepare``-time code named in its docstring
+(default double-rounding build) and returns the arguments of the matching
+function in ``codegen/runtime/tinyml_math.h``. Tensor scales are float32 in the
+flatbuffer; they are rounded to float32 here first, and float32 vs. double
+arithmetic follows TFLM expression by expression.
+
+Conventions: ``shift > 0`` is a left shift; ``*_offset`` is a negated input
+zero point (TFLM's ``input_offset = -zero_point``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def _f32(x: float) -> float:
+    """Round a Python float to float32 and back (a TfLiteTensor scale)."""
+    return float(np.float32(x))
+
+
+def _round_half_away(x: float) -> int:
+    """std::round / TfLiteRound: nearest integer, ties away from zero."""
+    a = abs(x)
+    n = math.floor(a)
+    n += a - n >= 0.5  # exact: a - floor(a) is representable
+    return n if x >= 0 else -n
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """tflite::QuantizeMultiplier: real ~= multiplier * 2^(shift - 31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * (1 << 31))
+    assert q_fixed <= 1 << 31
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    return q_fixed, shift
+
+
+def _multipliers(reals: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [quantize_multiplier(r) for r in reals]
+    return (np.array([m for m, _ in pairs], dtype=np.int32),
+            np.array([s for _, s in pairs], dtype=np.int32))
+
+
+def conv_output_multipliers(input_scale: float, filter_scales: np.ndarray,
+                            output_scale: float, num_channels: int | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
+    """PopulateConvolutionQuantizationParams (CONV_2D, DEPTHWISE_CONV_2D).
+
+    ``double(input_scale) * double(filter_scale) / double(output_scale)`` per
+    output channel. A single (per-tensor) filter scale is broadcast to
+    ``num_channels`` entries (default 1). Returns int32 (multiplier, shift).
+    """
+    fs = np.atleast_1d(np.asarray(filter_scales, dtype=np.float32))
+    if fs.size == 1 and num_channels is not None:
+        fs = np.repeat(fs, num_channels)
+    return _multipliers([_f32(input_scale) * float(s) / _f32(output_scale) for s in fs])
+
+
+def fully_connected_multiplier(input_scale: float, filter_scales: np.ndarray,
+                               output_scale: float, num_channels: int | None = None
+                               ) -> tuple[np.ndarray, np.ndarray]:
+    """CalculateOpDataFullyConnected (FULLY_CONNECTED).
+
+    Per-channel filters use the conv formula; per-tensor filters go through
+    GetQuantizedConvolutionMultipler, which in the pinned tflite-micro build
+    also multiplies ``double(input_scale) * double(filter_scale)`` (older
+    TFLM sources multiplied in float32; tests/test_tflm_math.py pins this).
+    So both cases equal :func:`conv_output_multipliers`.
+    """
+    return conv_output_multipliers(input_scale, filter_scales, output_scale, num_channels)
+
+
+def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for an int8 output tensor.
+
+    ``activation`` is one of "none", "relu", "relu6", "relu_n1_to_1"
+    (case-insensitive). Quantization uses float32 ``round(f / scale)``.
+    """
+    def quantize(f: float) -> int:
+        return zero_point + _round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    act = activation.lower()
+    if act == "none":
+        return INT8_MIN, INT8_MAX
+    if act == "relu":
+        return max(INT8_MIN, quantize(0.0)), INT8_MAX
+    if act == "relu6":
+        return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
+    if act == "relu_n1_to_1":
+        return max(INT8_MIN, quantize(-1.0)), min(INT8_MAX, quantize(1.0))
+    raise ValueError(f"unsupported fused activation {activation!r}")
+
+
+def _smaller_than_one_exp(real: float) -> tuple[int, int]:
+    """QuantizeMultiplierSmallerThanOneExp."""
+    assert 0.0 < real < 1.0, real
+    m, s = quantize_multiplier(real)
+    assert s <= 0
+    return m, s
+
+
+def add_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+               act_min: int, act_max: int) -> dict[str, int]:
+    """CalculateOpDataAdd (micro/kernels/add_common.cc), int8 output.
+
+    Keys are the arguments of ``tinyml_add_i8`` after ``a, b``, in order.
+    """
+    left_shift = 20
+    twice_max_input_scale = 2 * float(max(np.float32(s1), np.float32(s2)))
+    in1_mult, in1_shift = _smaller_than_one_exp(_f32(s1) / twice_max_input_scale)
+    in2_mult, in2_shift = _smaller_than_one_exp(_f32(s2) / twice_max_input_scale)
+    out_mult, out_shift = _smaller_than_one_exp(
+        twice_max_input_scale / ((1 << left_shift) * _f32(s_out)))
+    return dict(in1_offset=-zp1, in1_mult=in1_mult, in1_shift=in1_shift,
+                in2_offset=-zp2, in2_mult=in2_mult, in2_shift=in2_shift,
+                left_shift=left_shift, out_mult=out_mult, out_shift=out_shift,
+                out_zp=zp_out, act_min=act_min, act_max=act_max)
+
+
+def mul_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+               act_min: int, act_max: int) -> dict[str, int]:
+    """CalculateOpDataMul (micro/kernels/mul_common.cc), int8.
+
+    Keys are the arguments of ``tinyml_mul_i8`` after ``a, b``, in order.
+    """
+    out_mult, out_shift = quantize_multiplier(_f32(s1) * _f32(s2) / _f32(s_out))
+    return dict(in1_offset=-zp1, in2_offset=-zp2, out_mult=out_mult,
+                out_shift=out_shift, out_zp=zp_out, act_min=act_min, act_max=act_max)
+
+
+def softmax_params(input_scale: float, beta: float = 1.0) -> tuple[int, int, int]:
+    """CalculateSoftmaxParams (micro/kernels/softmax_common.cc), int8 -> int8.
+
+    PreprocessSoftmaxScaling + CalculateInputRadius with
+    kScaledDiffIntegerBits = 5. Returns (input_multiplier, input_left_shift,
+    diff_min) for ``tinyml_softmax_i8``. The output tensor must have
+    scale 1/256 and zero point -128 (TFLM rejects anything else).
+    """
+    integer_bits = 5
+    real = min(_f32(beta) * _f32(input_scale) * (1 << (31 - integer_bits)),
+               (1 << 31) - 1.0)
+    assert real > 1.0, real  # QuantizeMultiplierGreaterThanOne
+    multiplier, left_shift = quantize_multiplier(real)
+    assert left_shift >= 0
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits))
+                        / (1 << left_shift))
+    return multiplier, left_shift, -radius
+
+
+def mean_params(input_scale: float, input_zp: int, output_scale: float,
+                output_zp: int, num_elements: int) -> dict[str, int]:
+    """PrepareMeanOrSumHelper + QuantizedMeanOrSum (reference/reduce.h), int8.
+
+    TFLM quantizes ``input_scale / output_scale`` and then folds
+    ``1 / num_elements`` into the multiplier (integer division) at Eval time;
+    both steps are done here. Keys are the arguments of ``tinyml_mean_i8``
+    after ``sum``, in order.
+    """
+    multiplier, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+    s = min(num_elements.bit_length() - 1, 32, 31 + shift)
+    multiplier = (multiplier << s) // num_elements
+    return dict(num_elements=num_elements, in_zp=input_zp, multiplier=multiplier,
+                shift=shift - s, out_zp=output_zp)
