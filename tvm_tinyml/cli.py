@@ -16,7 +16,7 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from tvm_tinyml.build import build
+    from tvm_tinyml.builder import build
 
     artifact = build(args.model, target=args.target, float_io=args.float_io)
     out = artifact.export(args.output)
@@ -41,7 +41,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_memory(args: argparse.Namespace) -> int:
-    from tvm_tinyml.build import build
+    from tvm_tinyml.builder import build
 
     memory = build(args.model, target=args.target, float_io=args.float_io).memory
     if args.json:

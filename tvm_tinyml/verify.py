@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tvm_tinyml import reference
-from tvm_tinyml.build import Artifact, build
+from tvm_tinyml.builder import Artifact, build
 
 TOLERANCE = {"tflite": 0, "onnx": 1}
 REFERENCE_NAME = {"tflite": "tflite-micro", "onnx": "onnxruntime"}
