@@ -40,6 +40,8 @@ class _Dequant:
 
     @property
     def scalar_scale(self) -> float:
+        if self.scale.size != 1:
+            raise UnsupportedOperatorError("per-channel quantized activations are not supported")
         return float(self.scale.reshape(-1)[0])
 
     @property
@@ -97,7 +99,8 @@ class _Realizer:
         with self.bb.function("main", params, attrs={"num_input": len(params)}):
             with self.bb.dataflow():
                 for var, (param, value) in list(self.float_inputs.items()):
-                    self.env[var] = self._emit(qc.quantize_f32, param, *self._affine(value), op="quantize")
+                    scale, zero_point = self._affine(value)
+                    self.env[var] = self._emit(qc.quantize_f32, param, relax.const(np.float32([scale])), zero_point, op="quantize")
                 for binding in self.bindings:
                     if binding.var not in self.folded:
                         self._visit(binding.var, binding.value)
@@ -128,8 +131,8 @@ class _Realizer:
         return float(self._constant(call.args[1]).reshape(-1)[0]), int(self._constant(call.args[2]).reshape(-1)[0])
 
     def _flat_outputs(self) -> list:
-        out = self.func.body.body
-        return list(out.fields) if isinstance(out, relax.Tuple) else [out]
+        out = self._def(self.func.body.body) if self.func.body.body in self.defs else self.func.body.body
+        return list(out.fields) if isinstance(out, relax.Tuple) else [self.func.body.body]
 
     def _output(self, var):
         value = self.defs.get(var)
@@ -137,7 +140,8 @@ class _Realizer:
             return self.env[var]
         if _op_name(value) == "relax.dequantize" and value.args[0] in self.env:
             if self.float_io:
-                return self._emit(qc.dequantize_i8, self.env[value.args[0]], *self._affine(value), op="dequantize")
+                scale, zero_point = self._affine(value)
+                return self._emit(qc.dequantize_i8, self.env[value.args[0]], relax.const(np.float32([scale])), zero_point, op="dequantize")
             return self.env[value.args[0]]
         raise UnsupportedOperatorError(f"output {var}: not an int8 tensor or a DEQUANTIZE of one")
 
@@ -227,6 +231,14 @@ class _Realizer:
             if act is None:
                 raise UnsupportedOperatorError(f"activation clip({fmin}, {fmax}) is not supported")
             expr = core.args[0]
+        if act in ("relu6", "relu_n1_to_1") and _op_name(self._def(expr)) == "relax.dequantize":
+            # TFLite Micro's standalone RELU6 / RELU_N1_TO_1 clamp the raw input and ignore the
+            # output quantization (activations_common.cc), so we do the same.
+            x = self._input(expr)
+            amin, amax = qp.activation_range(act, x.scalar_scale, x.scalar_zp)
+            result = self._emit(qc.requantize, x.src, params=(0, 1 << 30, 1, 0, max(amin, lo), min(amax, hi)), op="clip")
+            self.env[var] = self.env[result_var] = result
+            return
         amin, amax = qp.activation_range(act, out_scale, out_zp)
         out = _OutQuant(out_scale, out_zp, max(amin, lo), min(amax, hi))
         result = self._realize_float(expr, out)
@@ -258,7 +270,7 @@ class _Realizer:
         attrs = call.attrs
         layout = self._spatial_layout(attrs.data_layout, "conv2d")
         x = self._input(call.args[0])
-        w = self._dequant(call.args[1])
+        w = self._weights(call.args[1])
         src, pads = self._unpad(x)
         pads = [int(p) + extra for p, extra in zip(attrs.padding, pads)]
         kernel_layout = attrs.kernel_layout
@@ -291,6 +303,15 @@ class _Realizer:
             raise UnsupportedOperatorError(f"{op} with layout {layout} is not supported (NHWC or NCHW)")
         return layout
 
+    def _weights(self, expr) -> _Dequant:
+        """A dequantized constant weight with symmetric (zero point 0) quantization."""
+        w = self._dequant(expr)
+        if w is None or not isinstance(w.src, np.ndarray):
+            raise UnsupportedOperatorError("convolution/matmul with non-constant weights is not supported")
+        if np.any(w.zero_point != 0):
+            raise UnsupportedOperatorError("weights with a non-zero zero point are not supported (int8 weights are symmetric)")
+        return w
+
     def _unpad(self, x: _Dequant):
         if x.src in self.pad_of:
             src, pads, value = self.pad_of[x.src]
@@ -300,9 +321,7 @@ class _Realizer:
 
     def _q_matmul(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
-        w = self._dequant(call.args[1])
-        if w is None or not isinstance(w.src, np.ndarray):
-            raise UnsupportedOperatorError("matmul of two activations is not supported")
+        w = self._weights(call.args[1])
         weight = np.ascontiguousarray(w.src.T).astype(np.int8)  # [K, N] -> [N, K]
         n = weight.shape[0]
         mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
@@ -310,12 +329,14 @@ class _Realizer:
         shift = np.broadcast_to(shift, (n,)).astype(np.int32)
         bias = np.zeros(n, np.int32) if bias is None else bias
         data = x.src
-        if len(call.args[0].ty.shape) != 2:
+        rank = len(call.args[0].ty.shape)
+        if rank != 2:
             data = self.bb.emit(relax.op.reshape(data, (-1, weight.shape[1])))
-        return self._emit(
+        result = self._emit(
             qc.dense, data, relax.const(weight), relax.const(bias), relax.const(mult), relax.const(shift),
             op="dense", in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
+        return result if rank == 2 else self.bb.emit(relax.op.reshape(result, call.ty.shape))
 
     def _binary(self, call: Call, out: "_OutQuant", compute, params_fn, op: str):
         a, b = self._input(call.args[0]), self._input(call.args[1])
@@ -361,8 +382,11 @@ class _Realizer:
         if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
             raise UnsupportedOperatorError(f"PAD is supported on the spatial axes of 4-D {self.layout} tensors only")
         pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
-        result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=x.scalar_zp, layout=self.layout)
-        self.pad_of[result] = (x.src, pads, x.scalar_zp)
+        value = x.scalar_zp + qp.round_half_away(float(call.attrs.pad_value) / x.scalar_scale)
+        if not -128 <= value <= 127:
+            raise UnsupportedOperatorError(f"PAD value {call.attrs.pad_value} is outside the int8 range")
+        result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=value, layout=self.layout)
+        self.pad_of[result] = (x.src, pads, value)
         return result
 
     def _q_permute_dims(self, call: Call, out: "_OutQuant", bias):
@@ -378,6 +402,8 @@ class _Realizer:
 
     def _pool_args(self, call: Call):
         attrs = call.attrs
+        if getattr(attrs, "count_include_pad", False) and any(int(p) for p in attrs.padding):
+            raise UnsupportedOperatorError("average pooling that counts padding is not supported")
         return dict(
             pool=[int(p) for p in attrs.pool_size],
             strides=[int(s) for s in attrs.strides],

@@ -27,7 +27,9 @@ def default_schedule(func: tirx.PrimFunc) -> tirx.PrimFunc:
             if name in _ACCUMULATORS:
                 block = sch.get_sblock(name)
                 sch.compute_at(block, loops[-1])
-                sch.decompose_reduction(block, sch.get_loops(block)[len(loops)])
+                inner = sch.get_loops(block)[len(loops) :]
+                if inner:  # reductions of extent 1 leave no loop to hoist the init out of
+                    sch.decompose_reduction(block, inner[0])
     return sch.mod["main"]
 
 

@@ -172,9 +172,11 @@ def max_pool2d(data, *, pool, strides, pads, act_min, act_max, layout="NHWC"):
         return te.max(tirx.if_then_else(inside, data[lay.index(b, y, x, c)], tirx.const(-128, INT8)), axis=[ry, rx])
 
     acc = lay.compute(shape, _max, name="acc")
+    # A helper call, not T.min/T.max: TVM's C codegen caches `acc` loads in min/max temporaries
+    # and reuses a stale one after the store when the window is 1x1 (no reduction loop left).
     return te.compute(
         lay.shape(*shape),
-        lambda *i: tirx.max(tirx.min(acc[i], tirx.const(act_max, INT8)), tirx.const(act_min, INT8)),
+        lambda *i: tirx.call_extern(INT8, "tinyml_clamp_i8", acc[i].astype(INT32), act_min, act_max),
         name="out",
     )
 
@@ -232,20 +234,21 @@ def requantize(data, params: Sequence[int]):
     )
 
 
-def quantize_f32(data, scale: float, zero_point: int):
-    """float32 -> int8 as TFLite's QUANTIZE: round(x / scale) + zero_point, saturated."""
+def quantize_f32(data, scale, zero_point: int):
+    """float32 -> int8 as TFLite's QUANTIZE: round(x / scale) + zero_point, saturated.
+
+    `scale` is a one-element float32 tensor (a C array prints it exactly; a literal would not).
+    """
     return te.compute(
-        data.shape,
-        lambda *i: tirx.call_extern(INT8, "tinyml_quantize_f32", data[i], tirx.const(scale, "float32"), zero_point),
-        name="out",
+        data.shape, lambda *i: tirx.call_extern(INT8, "tinyml_quantize_f32", data[i], scale[0], zero_point), name="out"
     )
 
 
-def dequantize_i8(data, scale: float, zero_point: int):
-    """int8 -> float32 as TFLite's DEQUANTIZE: scale * (q - zero_point)."""
+def dequantize_i8(data, scale, zero_point: int):
+    """int8 -> float32 as TFLite's DEQUANTIZE: scale * (q - zero_point); `scale` as in quantize_f32."""
     return te.compute(
         data.shape,
-        lambda *i: tirx.call_extern("float32", "tinyml_dequantize_i8", data[i], tirx.const(scale, "float32"), zero_point),
+        lambda *i: tirx.call_extern("float32", "tinyml_dequantize_i8", data[i].astype(INT32), scale[0], zero_point),
         name="out",
     )
 

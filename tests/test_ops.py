@@ -19,7 +19,7 @@ from tflite_builder import ModelBuilder, run_tflm
 from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.verify import verify
 
-NUM_INPUTS = 3
+NUM_INPUTS = 5
 IN_Q = dict(scale=0.05, zero_point=-7)  # input activations: real range about [-6, 6.7]
 I8 = np.int8
 
@@ -448,7 +448,7 @@ def test_classifier(tmp_path):
     """A conv trunk and a classifier tail: MEAN -> FULLY_CONNECTED -> SOFTMAX."""
     b = ModelBuilder()
     x = act(b, [1, 8, 8, 3])
-    trunk, shape = add_conv(b, x, [1, 8, 8, 3], 8, kernel=3, stride=2, seed=31, activation="RELU6", out_q=IN_Q)
+    trunk, _ = add_conv(b, x, [1, 8, 8, 3], 8, kernel=3, stride=2, seed=31, activation="RELU6", out_q=IN_Q)
     probs = add_classifier_head(b, trunk, 8, 6, seed=33)
     check(tmp_path, b.build([x], [probs]), min_distinct=3)
 

@@ -229,7 +229,9 @@ def _check_tflite_ops(model: tflite.Model, path: str) -> None:
     graph = model.Subgraphs(0)
     ops = [graph.Operators(i) for i in range(graph.OperatorsLength())]
     names = [_tflite_op_name(model, op) for op in ops]
-    compute = [op for op, name in zip(ops, names) if name not in ("QUANTIZE", "DEQUANTIZE")]
+    # QUANTIZE/DEQUANTIZE alone say nothing (a float model may have them at its ends), unless
+    # they are all there is (an int8 -> int8 requantize model).
+    compute = [op for op, name in zip(ops, names) if name not in ("QUANTIZE", "DEQUANTIZE")] or ops
     if not any(_uses_int_tensor(graph, op) for op in compute):
         hint = "the TFLite converter (full integer quantization)"
         raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
@@ -391,6 +393,25 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         pad_value = self._real_scalar(input_tensors[2]) if len(input_tensors) == 3 else 0.0
         out = relax.op.nn.pad(self._dequantized_input(op), pad_width=pad_width, pad_value=pad_value)
         return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_fully_connected(self, op):
+        """Convert TFLite FULLY_CONNECTED, flattening the input to [-1, K] as TFLite does.
+
+        (TVM's converter feeds a rank-4 input straight to matmul and keeps its rank.)
+        """
+        input_tensor, weight_tensor = self.get_input_tensors(op)[:2]
+        name = tflite_frontend.get_tensor_name(self.subgraph, input_tensor.tensor_idx)
+        if len(self.get_tensor_shape(input_tensor)) == 2 or not self.exp_tab.has_expr(name):
+            return super().convert_fully_connected(op)
+        depth = int(self.get_tensor_shape(weight_tensor)[1])
+        original = self.exp_tab.get_expr(name)
+        self.exp_tab.set_expr(name, relax.op.reshape(original, [-1, depth]), force_override=True)
+        try:
+            out = super().convert_fully_connected(op)
+        finally:
+            self.exp_tab.set_expr(name, original, force_override=True)
+        out_shape = [int(d) for d in self.get_tensor_shape(self.get_output_tensors(op)[0])]
+        return relax.op.reshape(out, out_shape)
 
     def convert_transpose(self, op):
         """Convert TFLite TRANSPOSE."""

@@ -42,6 +42,7 @@ def lower(mod: tvm.IRModule) -> Lowered:
     constants: dict[str, np.ndarray] = {}
     kernels: dict[str, tirx.PrimFunc] = {}
     names: dict = {}
+    tuples: dict = {}
 
     def add_var(var: Var, alias_of: str | None = None) -> str:
         shape, dtype = _tensor_type(var.ty)
@@ -64,7 +65,11 @@ def lower(mod: tvm.IRModule) -> Lowered:
     for block in func.body.blocks:
         for binding in block.bindings:
             value, var = binding.value, binding.var
-            if isinstance(value, Var):
+            if isinstance(value, relax.Tuple):
+                tuples[var] = [names[f] for f in value.fields]
+            elif isinstance(value, Var) and value in tuples:
+                tuples[var] = tuples[value]
+            elif isinstance(value, Var):
                 add_var(var, alias_of=names[value])
             elif isinstance(value, Call) and value.op.name == "relax.reshape":
                 add_var(var, alias_of=names[value.args[0]])
@@ -79,6 +84,8 @@ def lower(mod: tvm.IRModule) -> Lowered:
             else:
                 raise UnsupportedOperatorError(f"cannot lower {value} to a kernel call")
     result = func.body.body
-    fields = result.fields if isinstance(result, relax.Tuple) else [result]
-    graph.outputs = [names[f] for f in fields]
+    if isinstance(result, relax.Tuple):
+        graph.outputs = [names[f] for f in result.fields]
+    else:
+        graph.outputs = tuples.get(result, [names.get(result)])
     return Lowered(graph, kernels, constants)

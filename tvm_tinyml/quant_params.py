@@ -24,7 +24,7 @@ def _f32(x: float) -> float:
     return float(np.float32(x))
 
 
-def _round_half_away(x: float) -> int:
+def round_half_away(x: float) -> int:
     """std::round / TfLiteRound: nearest integer, ties away from zero."""
     a = abs(x)
     n = math.floor(a)
@@ -37,7 +37,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     if real == 0.0:
         return 0, 0
     q, shift = math.frexp(real)
-    q_fixed = _round_half_away(q * (1 << 31))
+    q_fixed = round_half_away(q * (1 << 31))
     assert q_fixed <= 1 << 31
     if q_fixed == 1 << 31:
         q_fixed //= 2
@@ -89,7 +89,7 @@ def activation_range(activation: str, scale: float, zero_point: int) -> tuple[in
     (case-insensitive). Quantization uses float32 ``round(f / scale)``.
     """
     def quantize(f: float) -> int:
-        return zero_point + _round_half_away(float(np.float32(f) / np.float32(scale)))
+        return zero_point + round_half_away(float(np.float32(f) / np.float32(scale)))
 
     act = activation.lower()
     if act == "none":

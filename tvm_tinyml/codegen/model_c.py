@@ -37,9 +37,14 @@ class ModelSources:
     files: dict[str, str]
 
 
+def _literal(value) -> str:
+    """An exact C literal: integers as is, float32 as the shortest repr that round-trips."""
+    return f"{float(value)!r}f" if isinstance(value, np.floating) else str(int(value))
+
+
 def _array(name: str, data: np.ndarray) -> str:
     values = data.reshape(-1)
-    rows = [", ".join(str(int(v)) for v in values[i : i + 24]) for i in range(0, len(values), 24)]
+    rows = [", ".join(_literal(v) for v in values[i : i + 24]) for i in range(0, len(values), 24)]
     body = ",\n  ".join(rows)
     return f"static const {ctype(str(data.dtype))} {name}[{len(values)}] __attribute__((aligned(4))) = {{\n  {body}\n}};\n"
 
@@ -104,6 +109,8 @@ def generate(name: str, lowered: Lowered, plan: Plan, inputs: list[IOQuant], out
         "",
         f"int {name}_run(uint8_t *arena) {{",
     ]
+    if not graph.ops:
+        source.append("  (void)arena; /* the model only reinterprets its input */")
     for index, op in enumerate(graph.ops):
         args = [_pointer(graph, plan, t, constant_names, False) for t in op.inputs]
         args += [_pointer(graph, plan, t, constant_names, True) for t in op.outputs]
