@@ -19,17 +19,25 @@ class Tensor:
 
 @dataclass(frozen=True)
 class OpCall:
-    """One kernel call in execution order: `args` are tensor names, outputs last."""
+    """One kernel call: `inputs` then `outputs` are tensor names.
+
+    `overlap[i]`, when not None, says the kernel streams over input i so that its output may
+    overlap that input if the input dies here: any placement with
+    `offset(output) - offset(input) <= overlap[i]` is safe (the kernel never writes a byte it
+    has still to read). `attrs` are the kernel's parameters, for reports.
+    """
 
     kernel: str
     op: str
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    overlap: tuple[int | None, ...] = ()
+    attrs: dict = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass
 class Graph:
-    """Ordered kernel calls over named tensors; `inputs`/`outputs` are the model's."""
+    """Kernel calls in a valid execution order over named tensors; `inputs`/`outputs` are the model's."""
 
     tensors: dict[str, Tensor] = field(default_factory=dict)
     ops: list[OpCall] = field(default_factory=list)
@@ -45,7 +53,7 @@ class Graph:
 
 @dataclass(frozen=True)
 class BufferRequirement:
-    """What the placement step needs: a size and the first and last op index that touch it."""
+    """What placement needs: a size and the first and last step (position in the order) that use it."""
 
     name: str
     size: int
@@ -53,11 +61,25 @@ class BufferRequirement:
     last: int
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """`output` may overlap `input` when `offset(output) - offset(input) <= max_delta`."""
+
+    input: str
+    output: str
+    max_delta: int
+
+
 @dataclass
 class Plan:
-    """Where every activation lives in the one arena."""
+    """Where every activation lives in the one arena, and how good that is."""
 
     arena_bytes: int
     offsets: dict[str, int]
     requirements: list[BufferRequirement]
+    order: list[int]
     method: str
+    lower_bound: int
+    classic_bound: int
+    overlaps: list[Overlap] = field(default_factory=list)
+    planning_seconds: float = 0.0

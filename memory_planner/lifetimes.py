@@ -1,28 +1,44 @@
-"""Buffer requirements (size, first use, last use) from a Graph's call order."""
+"""Buffer requirements (size, first use, last use) and usable overlaps for one execution order."""
 
 from __future__ import annotations
 
-from memory_planner.graph import BufferRequirement, Graph
+from memory_planner.graph import BufferRequirement, Graph, Overlap
 
 
-def buffer_requirements(graph: Graph) -> list[BufferRequirement]:
+def buffer_requirements(graph: Graph, order: list[int]) -> list[BufferRequirement]:
     """One requirement per storage root; inputs live from the start, outputs to the end."""
     first: dict[str, int] = {}
     last: dict[str, int] = {}
-    end = len(graph.ops)
 
-    def touch(name: str, index: int) -> None:
+    def touch(name: str, step: int) -> None:
         if graph.tensors[name].const:
             return
         root = graph.storage(name)
-        first[root] = min(first.get(root, index), index)
-        last[root] = max(last.get(root, index), index)
+        first[root] = min(first.get(root, step), step)
+        last[root] = max(last.get(root, step), step)
 
     for name in graph.inputs:
         touch(name, 0)
-    for index, op in enumerate(graph.ops):
+    for step, index in enumerate(order):
+        op = graph.ops[index]
         for name in op.inputs + op.outputs:
-            touch(name, index)
+            touch(name, step)
     for name in graph.outputs:
-        touch(name, end)
+        touch(name, len(order))
     return [BufferRequirement(root, graph.tensors[root].nbytes, first[root], last[root]) for root in first]
+
+
+def usable_overlaps(graph: Graph, order: list[int], requirements: list[BufferRequirement]) -> list[Overlap]:
+    """The streaming overlaps an op offers whose input dies at that op and whose output is born there."""
+    by_name = {r.name: r for r in requirements}
+    overlaps = []
+    for step, index in enumerate(order):
+        op = graph.ops[index]
+        (output,) = [graph.storage(o) for o in op.outputs]
+        for name, delta in zip(op.inputs, op.overlap):
+            if delta is None or graph.tensors[name].const:
+                continue
+            source = graph.storage(name)
+            if source != output and by_name[source].last == step and by_name[output].first == step:
+                overlaps.append(Overlap(source, output, delta))
+    return overlaps

@@ -17,6 +17,7 @@ info records their scale and zero point.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -164,7 +165,10 @@ class _Realizer:
 
     # ---------------------------------------------------------------- helpers
     def _emit(self, compute, *args, op: str, **kwargs):
-        call = self.bb.call_te(compute, *args, primfunc_name_hint=op, primfunc_attrs={"tinyml.op": op}, **kwargs)
+        """Emit one kernel; its kind and plain keyword arguments are kept as PrimFunc attributes
+        (`tinyml.op`, `tinyml.attrs` as JSON) for the stages that reason about kernels."""
+        attrs = {"tinyml.op": op, "tinyml.attrs": json.dumps({k: _plain(v) for k, v in kwargs.items()})}
+        call = self.bb.call_te(compute, *args, primfunc_name_hint=op, primfunc_attrs=attrs, **kwargs)
         return self.bb.emit(call)
 
     def _def(self, expr):
@@ -343,7 +347,7 @@ class _Realizer:
         params = params_fn(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp, out.scale, out.zero_point, out.act_min, out.act_max)
         params = [int(v) for v in params.values()]
         shape = [int(d) for d in call.ty.shape]
-        return self._emit(compute, a.src, b.src, shape, params, op=op)
+        return self._emit(compute, a.src, b.src, out_shape=shape, params=params, op=op)
 
     def _q_add(self, call: Call, out: "_OutQuant", bias):
         return self._binary(call, out, qc.elementwise_add, qp.add_params, "add")
@@ -358,13 +362,51 @@ class _Realizer:
         mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale)
         return self._emit(qc.softmax, x.src, op="softmax", input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
 
+    def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
+        x = self._input(call.args[0])
+        if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
+            raise UnsupportedOperatorError("int8 logistic needs output scale 1/256 and zero point -128")
+        params = [int(v) for v in qp.logistic_params(x.scalar_scale, x.scalar_zp).values()]
+        return self._emit(qc.logistic, x.src, params=params, op="logistic", act_min=out.act_min, act_max=out.act_max)
+
+    def _q_divide(self, call: Call, out: "_OutQuant", bias):
+        """Only as the end of the TFLite importer's HARD_SWISH: x * clip(x + 3, 0, 6) / 6."""
+        x = self._hard_swish_input(call)
+        if x is None:
+            raise UnsupportedOperatorError("quantized divide is only supported as HARD_SWISH: x * clip(x + 3, 0, 6) / 6")
+        params = qp.hard_swish_params(x.scalar_scale, x.scalar_zp, out.scale, out.zero_point)
+        if params["output_exponent"] > 0:
+            raise UnsupportedOperatorError("int8 hard swish needs output scale >= input scale / 128")
+        params = [int(v) for v in params.values()]
+        return self._emit(qc.hard_swish, x.src, params=params, op="hard_swish", act_min=out.act_min, act_max=out.act_max)
+
+    def _hard_swish_input(self, div: Call) -> _Dequant | None:
+        """x of divide(multiply(x, clip(add(x, 3), 0, 6)), 6), operands in either order, else None."""
+        mul = self._def(div.args[0])
+        if _op_name(mul) != "relax.multiply" or not self._is_scalar(div.args[1], 6.0):
+            return None
+        for x, relu6 in (mul.args, mul.args[::-1]):
+            clip = self._def(relu6)
+            if _op_name(clip) != "relax.clip" or (float(clip.args[1].value), float(clip.args[2].value)) != (0.0, 6.0):
+                continue
+            add = self._def(clip.args[0])
+            if _op_name(add) == "relax.add" and any(
+                a.same_as(x) and self._is_scalar(c, 3.0) for a, c in (add.args, add.args[::-1])
+            ):
+                return self._input(x)
+        return None
+
+    def _is_scalar(self, expr, value: float) -> bool:
+        const = self._constant(expr)
+        return const is not None and const.size == 1 and float(const.reshape(-1)[0]) == value
+
     def _q_mean(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
         shape = [int(d) for d in call.args[0].ty.shape]
         axes = sorted({int(a) % len(shape) for a in call.attrs.axis})
         count = int(np.prod([shape[a] for a in axes]))
         params = [int(v) for v in qp.mean_params(x.scalar_scale, x.scalar_zp, out.scale, out.zero_point, count).values()]
-        result = self._emit(qc.mean, x.src, axes, params, op="mean")
+        result = self._emit(qc.mean, x.src, axes=axes, params=params, op="mean")
         if not call.attrs.keepdims:
             result = self.bb.emit(relax.op.reshape(result, call.ty.shape))
         return result
@@ -393,7 +435,7 @@ class _Realizer:
         x = self._input(call.args[0])
         self._same_quant(x, out, "TRANSPOSE")
         axes = [int(a) for a in call.attrs.axes]
-        return self._emit(qc.transpose, x.src, axes, op="transpose")
+        return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
@@ -432,7 +474,7 @@ class _Realizer:
             self._same_quant(part, out, "CONCATENATION")
         rank = len(call.ty.shape)
         axis = int(call.attrs.axis) % rank
-        return self._emit(qc.concatenate, [p.src for p in parts], axis, op="concatenate")
+        return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
@@ -443,7 +485,7 @@ class _Realizer:
         mode = attrs.coordinate_transformation_mode
         shape = call.ty.shape
         return self._emit(
-            qc.resize_nearest, x.src, (int(shape[1]), int(shape[2])), op="resize_nearest",
+            qc.resize_nearest, x.src, out_hw=(int(shape[1]), int(shape[2])), op="resize_nearest",
             align_corners=mode == "align_corners", half_pixel_centers=mode in ("half_pixel", "tf_half_pixel_for_nn"),
         )
 
@@ -459,6 +501,13 @@ class _Realizer:
         lo, hi, result_var = self._fused_clip(var)
         result = self._emit(qc.avg_pool2d, self.env[src], op="avg_pool2d", act_min=lo, act_max=hi, **self._pool_args(pool))
         self.env[var] = self.env[result_var] = result
+
+
+def _plain(value):
+    """A JSON-friendly copy of a kernel argument (tuples become lists, numpy ints become int)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)

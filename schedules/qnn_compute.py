@@ -339,3 +339,23 @@ def resize_nearest(data, out_hw: Sequence[int], *, align_corners: bool, half_pix
     return te.compute(
         (n, oh, ow, c), lambda b, y, x, ch: data[b, _src(y, oh, h), _src(x, ow, w), ch], name="out"
     )
+
+
+def logistic(data, params: Sequence[int], *, act_min: int, act_max: int):
+    """TFLM int8 LOGISTIC per element (tinyml_logistic_i8), clamped to the activation range."""
+    return _unary(data, "tinyml_logistic_i8", params, act_min, act_max)
+
+
+def hard_swish(data, params: Sequence[int], *, act_min: int, act_max: int):
+    """TFLM int8 HARD_SWISH per element (tinyml_hard_swish_i8), clamped to the activation range."""
+    return _unary(data, "tinyml_hard_swish_i8", params, act_min, act_max)
+
+
+def _unary(data, helper: str, params: Sequence[int], act_min: int, act_max: int):
+    def _value(*i):
+        y = tirx.call_extern(INT8, helper, data[i].astype(INT32), *params)
+        if (act_min, act_max) == (-128, 127):
+            return y
+        return tirx.call_extern(INT8, "tinyml_clamp_i8", y.astype(INT32), act_min, act_max)
+
+    return te.compute(data.shape, _value, name="out")

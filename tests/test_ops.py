@@ -377,14 +377,44 @@ def test_relu(tmp_path, op, out_q):
     check(tmp_path, single(op, [1, 8, 8, 4], [1, 8, 8, 4], out_q))
 
 
-@unsupported
 def test_logistic(tmp_path):
     check(tmp_path, single("LOGISTIC", [1, 8, 8, 4], [1, 8, 8, 4], dict(scale=1.0 / 256, zero_point=-128)))
 
 
-@unsupported
+@pytest.mark.parametrize("in_q", [dict(scale=0.01, zero_point=20), dict(scale=0.3, zero_point=-128)],
+                         ids=["fine", "coarse"])
+def test_logistic_input_scales(tmp_path, in_q):
+    """A fine scale that never saturates and a coarse one that mostly does."""
+    b = ModelBuilder()
+    x, y = act(b, [1, 6, 6, 4], **in_q), act(b, [1, 6, 6, 4], scale=1.0 / 256, zero_point=-128)
+    b.add_operator("LOGISTIC", [x], [y])
+    check(tmp_path, b.build([x], [y]))
+
+
 def test_hard_swish(tmp_path):
     check(tmp_path, single("HARD_SWISH", [1, 8, 8, 4], [1, 8, 8, 4], dict(scale=0.04, zero_point=-60)))
+
+
+@pytest.mark.parametrize("in_q, out_q", [
+    (dict(scale=0.005, zero_point=3), dict(scale=0.004, zero_point=-30)),  # reluish exponent < 0
+    (dict(scale=0.2, zero_point=-100), dict(scale=0.15, zero_point=-128)),  # saturating reluish shift
+])
+def test_hard_swish_scales(tmp_path, in_q, out_q):
+    b = ModelBuilder()
+    x, y = act(b, [1, 6, 6, 4], **in_q), act(b, [1, 6, 6, 4], **out_q)
+    b.add_operator("HARD_SWISH", [x], [y])
+    check(tmp_path, b.build([x], [y]))
+
+
+def test_conv_hard_swish_conv(tmp_path):
+    """HARD_SWISH between convolutions (MobileNetV3 style): the float pattern is matched in context."""
+    b = ModelBuilder()
+    x = act(b, [1, 8, 8, 3])
+    y, shape = add_conv(b, x, [1, 8, 8, 3], 8, kernel=3, seed=51)
+    h = act(b, shape, scale=0.03, zero_point=-40)
+    b.add_operator("HARD_SWISH", [y], [h])
+    z, _ = add_conv(b, h, shape, 4, kernel=1, seed=52, in_scale=0.03)
+    check(tmp_path, b.build([x], [z]))
 
 
 @pytest.mark.parametrize("out_q", [dict(scale=0.08, zero_point=3), dict(scale=0.02, zero_point=-20),

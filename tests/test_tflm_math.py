@@ -57,6 +57,13 @@ void w_softmax(const int8_t *in, int8_t *out, int32_t rows, int32_t depth, int32
   for (int32_t r = 0; r < rows; ++r)
     tinyml_softmax_i8(in + r * depth, out + r * depth, depth, mult, shift, diff_min);
 }
+void w_logistic(const int8_t *in, int8_t *out, int32_t n, const int32_t *p) {
+  for (int32_t i = 0; i < n; ++i) out[i] = tinyml_logistic_i8(in[i], p[0], p[1], p[2], p[3]);
+}
+void w_hard_swish(const int8_t *in, int8_t *out, int32_t n, const int32_t *p) {
+  for (int32_t i = 0; i < n; ++i)
+    out[i] = tinyml_hard_swish_i8(in[i], p[0], p[1], p[2], p[3], p[4], p[5]);
+}
 """
 
 STRICT_FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
@@ -505,3 +512,39 @@ def test_activation_range_matches_tflm(act: str) -> None:
                        fused_activation_function=act.upper())
         (y,) = run_tflm(m.build([t_in], [t_out]), [x])
         assert (int(y.min()), int(y.max())) == qp.activation_range(act, s, zp), (s, zp)
+
+
+def _unary_matches_tflm(lib, op: str, wrapper: str, cases, params_fn) -> None:
+    """All 256 int8 inputs through a one-op model and through the C helper."""
+    x = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    for s_in, zp_in, s_out, zp_out in cases:
+        model = build_single_op_model(
+            op, [dict(shape=x.shape, dtype=np.int8, scale=s_in, zero_point=zp_in)],
+            [dict(shape=x.shape, dtype=np.int8, scale=s_out, zero_point=zp_out)])
+        (want,) = run_tflm(model, [x])
+        p = _i32(list(params_fn(s_in, zp_in, s_out, zp_out).values()))
+        got = np.empty_like(x)
+        getattr(lib, wrapper)(_p(x), _p(got), x.size, _p(p))
+        np.testing.assert_array_equal(got, want, err_msg=f"{op} {(s_in, zp_in, s_out, zp_out)}")
+
+
+def test_logistic_matches_tflm(lib) -> None:
+    """gemmlowp Q4.27 logistic path, from saturating everywhere to never."""
+    rng = np.random.default_rng(11)
+    cases = [(_scale(rng, 0.0005, 2.0), int(rng.integers(-128, 128)), 1 / 256, -128) for _ in range(40)]
+    cases += [(1 / 16, 0, 1 / 256, -128), (0.05, -7, 1 / 256, -128), (2.0**-20, 3, 1 / 256, -128)]
+    _unary_matches_tflm(lib, "LOGISTIC", "w_logistic", cases,
+                        lambda s_in, zp_in, _s, _zp: qp.logistic_params(s_in, zp_in))
+
+
+def test_hard_swish_matches_tflm(lib) -> None:
+    """Reluish exponents from negative to large positive; output exponents <= 0."""
+    rng = np.random.default_rng(12)
+    cases = []
+    for _ in range(40):
+        s_in = _scale(rng, 0.0005, 3.0)
+        s_out = s_in * _scale(rng, 0.01, 3.0)
+        cases.append((s_in, int(rng.integers(-128, 128)), s_out, int(rng.integers(-128, 128))))
+    # output exponent 0 with zero points at both ends; output exponent -17 (int16 mask wrap)
+    cases += [(0.1, -128, 0.1 / 127, 127), (0.1, 127, 0.1 / 127, -128), (0.05, -128, 60.0, -128)]
+    _unary_matches_tflm(lib, "HARD_SWISH", "w_hard_swish", cases, qp.hard_swish_params)

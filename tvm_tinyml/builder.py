@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 import tvm
 
-import memory_planner
+from memory_planner import Graph, Plan
+from memory_planner import plan as plan_arena
+from memory_planner.bounds import classic_bound
+from memory_planner.lifetimes import buffer_requirements
 from relax_passes import QuantizeRealize
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
 from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.lower import Lowered, lower
 from tvm_tinyml.targets import McuTarget, get_target
+from tvm_tinyml.tvm_plan import tvm_offsets
 
 RUNTIME_DIR = Path(__file__).parent / "codegen" / "runtime"
 
@@ -28,10 +32,14 @@ class MemoryReport:
     model: str
     target: str
     arena_bytes: int
+    peak_bytes: int
+    lower_bound_bytes: int
+    classic_bound_bytes: int
     flash_bytes: int
     sram_bytes_available: int
     flash_bytes_available: int
     planner: str
+    planning_seconds: float
     tensors: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -42,8 +50,9 @@ class MemoryReport:
         lines = [
             f"model {self.model} on {self.target}",
             f"  arena (SRAM): {self.arena_bytes:>10,} B of {self.sram_bytes_available:,} B",
+            f"  lower bound: {self.lower_bound_bytes:>11,} B (classic bound, no op overwriting its input: {self.classic_bound_bytes:,} B)",
             f"  weights (flash): {self.flash_bytes:>7,} B of {self.flash_bytes_available:,} B",
-            f"  planner: {self.planner}",
+            f"  planner: {self.planner} ({self.planning_seconds:.2f} s)",
             "",
             f"  {'tensor':<8} {'op':<18} {'offset':>8} {'bytes':>8}  live",
         ]
@@ -57,7 +66,7 @@ def _io_quant(info: list) -> list[IOQuant]:
     return [IOQuant(t.quant_scale, t.quant_zero_point) for t in info]
 
 
-def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: memory_planner.Plan) -> MemoryReport:
+def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan) -> MemoryReport:
     graph = lowered.graph
     producer = {out: op.op for op in graph.ops for out in op.outputs}
     tensors = [
@@ -72,18 +81,35 @@ def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: memory_
         for req in sorted(plan.requirements, key=lambda r: (r.first, r.name))
     ]
     flash = sum(int(data.nbytes) for data in lowered.constants.values())
-    return MemoryReport(name, target.name, plan.arena_bytes, flash, target.sram_bytes, target.flash_bytes, plan.method, tensors)
+    return MemoryReport(
+        model=name,
+        target=target.name,
+        arena_bytes=plan.arena_bytes,
+        peak_bytes=plan.arena_bytes,  # kernels keep nothing in static RAM besides the arena
+        lower_bound_bytes=plan.lower_bound,
+        classic_bound_bytes=plan.classic_bound,
+        flash_bytes=flash,
+        sram_bytes_available=target.sram_bytes,
+        flash_bytes_available=target.flash_bytes,
+        planner=plan.method,
+        planning_seconds=round(plan.planning_seconds, 3),
+        tensors=tensors,
+    )
 
 
 class Artifact:
     """Generated C for one model and target, with its memory report."""
 
-    def __init__(self, name: str, target: McuTarget, sources: dict[str, str], memory: MemoryReport, metadata: dict) -> None:
+    def __init__(
+        self, name: str, target: McuTarget, sources: dict[str, str], memory: MemoryReport, metadata: dict, plan: Plan, modules: dict
+    ) -> None:
         self.name = name
         self.target = target
         self.sources = sources
         self.memory = memory
         self.metadata = metadata
+        self.plan = plan
+        self.modules = modules  # "imported" and "integer" Relax modules
         self._host_model = None
 
     def export(self, directory: str | os.PathLike) -> Path:
@@ -112,7 +138,7 @@ def build(
     *,
     tuning_log: str | None = None,
     patch: str = "off",
-    memory_planner_name: str = "tinyml",
+    memory_planner: str = "tinyml",
     float_io: bool = False,
 ) -> Artifact:
     """Compile an int8 model (path to .tflite/.onnx, or a Relax IRModule) into standalone C."""
@@ -120,14 +146,14 @@ def build(
         raise TinyMLError("tuning logs are not supported yet (autotuning lands with `tvm-tinyml tune`)")
     if patch != "off":
         raise TinyMLError("patch-based inference is not supported yet; use patch='off'")
-    if memory_planner_name != "tinyml":
-        raise TinyMLError(f"unknown memory planner {memory_planner_name!r}; available: tinyml")
+    if memory_planner not in ("tinyml", "tvm"):
+        raise TinyMLError(f"unknown memory planner {memory_planner!r}; available: tinyml, tvm")
     mcu = get_target(target)
     mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target):
         integer = QuantizeRealize(float_io=float_io)(mod)
     lowered = lower(integer)
-    plan = memory_planner.plan(lowered.graph)
+    plan = plan_arena(lowered.graph) if memory_planner == "tinyml" else _tvm_plan(integer, lowered.graph)
     memory = _memory_report(info.name, mcu, lowered, plan)
     if memory.arena_bytes > mcu.sram_bytes or memory.flash_bytes > mcu.flash_bytes:
         raise TinyMLError(
@@ -147,10 +173,19 @@ def build(
         "layers": [op.op for op in graph.ops],
     }
     sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
-    return Artifact(info.name, mcu, sources, memory, metadata)
+    return Artifact(info.name, mcu, sources, memory, metadata, plan, {"imported": mod, "integer": integer})
 
 
-def _io_entry(graph: memory_planner.Graph, plan: memory_planner.Plan, name: str, info) -> dict:
+def _tvm_plan(integer: tvm.IRModule, graph: Graph) -> Plan:
+    """Our graph placed where TVM's StaticPlanBlockMemory puts it (storages laid end to end)."""
+    order = list(range(len(graph.ops)))
+    requirements = buffer_requirements(graph, order)
+    offsets, arena = tvm_offsets(integer, graph)
+    bound = classic_bound(requirements, len(order))
+    return Plan(arena, offsets, requirements, order, "tvm (StaticPlanBlockMemory)", bound, bound)
+
+
+def _io_entry(graph: Graph, plan: Plan, name: str, info) -> dict:
     tensor = graph.tensors[name]
     return {
         "name": info.name,

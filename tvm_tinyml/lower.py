@@ -7,6 +7,7 @@ nothing but names, shapes, sizes and call order.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ from tvm.ir.expr import Call, Var
 
 from memory_planner import Graph, OpCall, Tensor
 from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.overlap import max_overlap_delta
 
 
 @dataclass
@@ -33,6 +35,19 @@ def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
 
 def _tensor_type(ty) -> tuple[tuple[int, ...], str]:
     return tuple(int(d) for d in ty.shape), str(ty.dtype)
+
+
+def _op_call(graph: Graph, func: tirx.PrimFunc, kernel: str, inputs: tuple[str, ...], output: str) -> OpCall:
+    """The call, with its kernel parameters and how far its output may overlap each input."""
+    op = str(func.attrs.get("tinyml.op", kernel))
+    attrs = json.loads(str(func.attrs.get("tinyml.attrs", "{}")))
+    shapes = [graph.tensors[t].shape for t in inputs]
+    out = graph.tensors[output]
+    overlap = tuple(
+        max_overlap_delta(op, attrs, i, shapes, np.dtype(graph.tensors[t].dtype).itemsize, out.shape, np.dtype(out.dtype).itemsize)
+        for i, t in enumerate(inputs)
+    )
+    return OpCall(kernel, op, inputs, (output,), overlap, attrs)
 
 
 def lower(mod: tvm.IRModule) -> Lowered:
@@ -79,8 +94,7 @@ def lower(mod: tvm.IRModule) -> Lowered:
                 kernels[kernel] = mod[gvar]
                 inputs = tuple(arg_name(a) for a in args)
                 out = add_var(var)
-                op = str(mod[gvar].attrs.get("tinyml.op", kernel))
-                graph.ops.append(OpCall(kernel, op, inputs, (out,)))
+                graph.ops.append(_op_call(graph, mod[gvar], kernel, inputs, out))
             else:
                 raise UnsupportedOperatorError(f"cannot lower {value} to a kernel call")
     result = func.body.body

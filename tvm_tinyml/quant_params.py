@@ -173,3 +173,45 @@ def mean_params(input_scale: float, input_zp: int, output_scale: float,
     multiplier = (multiplier << s) // num_elements
     return dict(num_elements=num_elements, in_zp=input_zp, multiplier=multiplier,
                 shift=shift - s, out_zp=output_zp)
+
+
+def logistic_params(input_scale: float, input_zp: int) -> dict[str, int]:
+    """CalculateArithmeticOpDataLogistic (micro/kernels/logistic_common.cc), int8.
+
+    The input is rescaled to Q4.27 (kInputIntegerBits = 4) with an unnormalized
+    ``frexp`` multiplier; inputs beyond ``input_range_radius`` saturate. TFLM
+    requires output zero point -128 (scale 1/256 is implied). Keys are the
+    arguments of ``tinyml_logistic_i8`` after ``x``, in order.
+    """
+    integer_bits = 4
+    q, left_shift = math.frexp(_f32(input_scale) * (1 << (31 - integer_bits)))
+    multiplier = round_half_away(q * (1 << 31))
+    assert multiplier < 1 << 31  # q has float32 precision, so it never rounds up to 1
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / 2.0**left_shift)
+    return dict(input_zp=input_zp, input_range_radius=radius, input_multiplier=multiplier,
+                input_left_shift=left_shift)
+
+
+def _int16_multiplier(multiplier: int) -> int:
+    """DownScaleInt32ToInt16Multiplier (kernels/internal/common.h)."""
+    if multiplier >= (1 << 31) - 1 - (1 << 15):
+        return (1 << 15) - 1
+    return (multiplier + (1 << 15)) >> 16
+
+
+def hard_swish_params(input_scale: float, input_zp: int, output_scale: float,
+                      output_zp: int) -> dict[str, int]:
+    """HardSwishPrepare (micro/kernels/hard_swish_common.cc), int8.
+
+    Scales are combined in float32 as TFLM does, then quantized with
+    QuantizeMultiplier and rounded to int16 multipliers. TFLM requires
+    ``output_exponent <= 0``. Keys are the arguments of
+    ``tinyml_hard_swish_i8`` after ``x``, in order.
+    """
+    hires_input_scale = np.float32(1.0 / 128.0) * np.float32(input_scale)
+    reluish_scale = np.float32(3.0) / np.float32(32768.0)
+    out_mult, out_exp = quantize_multiplier(float(hires_input_scale / np.float32(output_scale)))
+    reluish_mult, reluish_exp = quantize_multiplier(float(hires_input_scale / reluish_scale))
+    return dict(input_zp=input_zp, output_zp=output_zp,
+                reluish_multiplier=_int16_multiplier(reluish_mult), reluish_exponent=reluish_exp,
+                output_multiplier=_int16_multiplier(out_mult), output_exponent=out_exp)

@@ -111,7 +111,8 @@ def generate(name: str, lowered: Lowered, plan: Plan, inputs: list[IOQuant], out
     ]
     if not graph.ops:
         source.append("  (void)arena; /* the model only reinterprets its input */")
-    for index, op in enumerate(graph.ops):
+    for index in plan.order:
+        op = graph.ops[index]
         args = [_pointer(graph, plan, t, constant_names, False) for t in op.inputs]
         args += [_pointer(graph, plan, t, constant_names, True) for t in op.outputs]
         source.append(f"  /* layer {index}: {op.op} */")

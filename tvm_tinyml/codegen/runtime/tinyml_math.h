@@ -313,4 +313,130 @@ static inline float tinyml_dequantize_i8(int32_t q, float scale,
   return scale * (float)(q - zero_point);
 }
 
+/* ---- logistic (LOGISTIC) ------------------------------------------------ */
+
+/* gemmlowp::exp_on_negative_values for FixedPoint<int32_t, 4> (Q4.27) input,
+ * Q0.31 result. */
+static inline int32_t tinyml_exp_on_negative_values_q4(int32_t a) {
+  static const int32_t kBarrelMultipliers[6] = {
+      1672461947, 1302514674, 790015084, 290630308, 39332535, 720401};
+  const int32_t one_quarter = 1 << 25;
+  const int32_t a_mod_quarter_minus_one_quarter =
+      (a & (one_quarter - 1)) - one_quarter;
+  const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
+  int32_t result = tinyml_exp_on_interval_m1_4_to_0(
+      tinyml_saturating_shift_left(a_mod_quarter_minus_one_quarter, 4));
+  int32_t i;
+  for (i = 0; i < 6; ++i) { /* exp(-2^k), k = -2..3, bit 25 + i */
+    if (remainder & ((int32_t)1 << (25 + i))) {
+      result = tinyml_sat_rounding_doubling_high_mul(result,
+                                                     kBarrelMultipliers[i]);
+    }
+  }
+  return a == 0 ? INT32_MAX : result;
+}
+
+/* gemmlowp::logistic for FixedPoint<int32_t, 4> (Q4.27) input, Q0.31
+ * result. */
+static inline int32_t tinyml_logistic_q4(int32_t a) {
+  int32_t result_if_positive;
+  if (a == 0) return (int32_t)1 << 30; /* one half */
+  result_if_positive = tinyml_one_over_one_plus_x_for_x_in_0_1(
+      tinyml_exp_on_negative_values_q4(a > 0 ? -a : a));
+  return a > 0 ? result_if_positive : INT32_MAX - result_if_positive;
+}
+
+/* reference_integer_ops::Logistic (int8) for one element; output scale
+ * 1/256, zero point -128. Arguments after x are the keys of
+ * quant_params.logistic_params() in order. */
+static inline int8_t tinyml_logistic_i8(int32_t x, int32_t input_zp,
+                                        int32_t input_range_radius,
+                                        int32_t input_multiplier,
+                                        int32_t input_left_shift) {
+  const int32_t input = x - input_zp;
+  if (input <= -input_range_radius) return INT8_MIN;
+  if (input >= input_range_radius) return INT8_MAX;
+  return tinyml_clamp_i8(
+      tinyml_rounding_divide_by_pot(
+          tinyml_logistic_q4(tinyml_mul_by_quantized_multiplier(
+              input, input_multiplier, input_left_shift)),
+          23) +
+          INT8_MIN,
+      INT8_MIN, INT8_MAX);
+}
+
+/* ---- hard swish (HARD_SWISH) -------------------------------------------- */
+
+/* gemmlowp::SaturatingRoundingDoublingHighMul<int16_t>. */
+static inline int16_t tinyml_sat_rounding_doubling_high_mul_i16(int16_t a,
+                                                                int16_t b) {
+  const int32_t ab = (int32_t)a * (int32_t)b;
+  const int32_t nudge = ab >= 0 ? (1 << 14) : (1 - (1 << 14));
+  if (a == INT16_MIN && b == INT16_MIN) return INT16_MAX;
+  return (int16_t)((ab + nudge) / (1 << 15)); /* truncating div */
+}
+
+/* reference_ops::SaturatingDoublingHighMul (hard_swish.h): as above but
+ * rounding toward zero. */
+static inline int16_t tinyml_sat_doubling_high_mul_i16(int16_t a, int16_t b) {
+  if (a == INT16_MIN && b == INT16_MIN) return INT16_MAX;
+  return (int16_t)(((int32_t)a * (int32_t)b) / (1 << 15));
+}
+
+/* gemmlowp::RoundingDivideByPOT<int16_t>, exponent in [0, 31]; gemmlowp's
+ * int16 mask (1 << exponent) - 1 wraps to -1 from exponent 16 on. */
+static inline int16_t tinyml_rounding_divide_by_pot_i16(int16_t x,
+                                                        int32_t exponent) {
+  const int16_t mask = (int16_t)(exponent >= 16 ? -1 : (1 << exponent) - 1);
+  const int16_t remainder = (int16_t)(x & mask);
+  const int16_t threshold = (int16_t)((mask >> 1) + (x < 0 ? 1 : 0));
+  return (int16_t)((x >> exponent) + (remainder > threshold ? 1 : 0));
+}
+
+/* reference_ops::SaturatingLeftShift (hard_swish.h), amount >= 0. A nonzero
+ * int16 shifted by 16 or more saturates, so the shift is capped at 16 to
+ * stay in int32 arithmetic. */
+static inline int16_t tinyml_saturating_left_shift_i16(int16_t value,
+                                                       int32_t amount) {
+  const int32_t result =
+      (int32_t)value * ((int32_t)1 << (amount < 16 ? amount : 16));
+  return (int16_t)(result > INT16_MAX   ? INT16_MAX
+                   : result < INT16_MIN ? INT16_MIN
+                                        : result);
+}
+
+/* reference_ops::HardSwish<int8_t> for one element. Arguments after x are the
+ * keys of quant_params.hard_swish_params() in order (int16 multipliers,
+ * output_exponent <= 0). */
+static inline int8_t tinyml_hard_swish_i8(int32_t x, int32_t input_zp,
+                                          int32_t output_zp,
+                                          int32_t reluish_multiplier,
+                                          int32_t reluish_exponent,
+                                          int32_t output_multiplier,
+                                          int32_t output_exponent) {
+  const int16_t input_value = (int16_t)(x - input_zp);
+  const int16_t hires_input = (int16_t)(input_value * (1 << 7));
+  const int16_t preshift_output = tinyml_sat_rounding_doubling_high_mul_i16(
+      hires_input, (int16_t)output_multiplier);
+  int16_t reluish = hires_input;
+  int16_t output_value;
+  if (reluish_exponent > 0) {
+    reluish = tinyml_saturating_left_shift_i16(reluish, reluish_exponent - 1);
+  }
+  reluish = tinyml_sat_rounding_doubling_high_mul_i16(
+      reluish, (int16_t)reluish_multiplier);
+  if (reluish_exponent > 0) {
+    reluish = tinyml_saturating_left_shift_i16(reluish, 1);
+  }
+  if (reluish_exponent < 0) {
+    reluish = tinyml_rounding_divide_by_pot_i16(reluish, -reluish_exponent);
+  }
+  reluish = (int16_t)((reluish + (1 << 15)) >> 1); /* [-1, 1] -> [0, 1] */
+  output_value = tinyml_rounding_divide_by_pot_i16(
+      tinyml_sat_doubling_high_mul_i16(reluish, preshift_output),
+      -output_exponent);
+  /* |output_value| <= 32640, so adding the zero point fits in TFLM's int16_t */
+  return tinyml_clamp_i8(output_value + output_zp, INT8_MIN, INT8_MAX);
+}
+
 #endif /* TINYML_MATH_H_ */

@@ -1,0 +1,192 @@
+"""Offsets for buffers with known lifetimes: greedy orders, local search, and an exact search.
+
+Two buffers alive at the same step must not share bytes, except an op's streaming
+input/output pair (an `Overlap`), which may as long as `out - in <= max_delta`.
+Every placer puts buffers one at a time at the lowest aligned offset that breaks no rule
+with those already placed; the strategies differ in the order they place them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from dataclasses import dataclass
+
+from memory_planner.graph import BufferRequirement, Overlap
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Offsets and the arena they need."""
+
+    offsets: dict[str, int]
+    arena: int
+    method: str
+
+
+class _Rules:
+    """For each pair of buffers alive together: the offsets of one forbidden by the other."""
+
+    def __init__(self, requirements: list[BufferRequirement], overlaps: list[Overlap]) -> None:
+        self.by_name = {r.name: r for r in requirements}
+        self.delta = {(o.input, o.output): o.max_delta for o in overlaps}
+        self.conflicts: dict[str, list[str]] = {r.name: [] for r in requirements}
+        for a, b in itertools.combinations(requirements, 2):
+            if a.first <= b.last and b.first <= a.last:
+                self.conflicts[a.name].append(b.name)
+                self.conflicts[b.name].append(a.name)
+
+    def forbidden(self, name: str, other: str, other_offset: int) -> tuple[int, int]:
+        """Open interval of offsets of `name` that clash with `other` placed at `other_offset`."""
+        size, other_size = self.by_name[name].size, self.by_name[other].size
+        if (other, name) in self.delta:  # name is the output streaming over `other`
+            return other_offset + self.delta[(other, name)], other_offset + other_size
+        if (name, other) in self.delta:  # name is the input `other` streams over
+            return other_offset - size, other_offset - self.delta[(name, other)]
+        return other_offset - size, other_offset + other_size
+
+
+def _align_up(value: int, alignment: int) -> int:
+    return -(-value // alignment) * alignment
+
+
+def _lowest_offset(intervals: list[tuple[int, int]], alignment: int) -> int:
+    candidates = {0}
+    for lo, hi in intervals:
+        candidates.add(_align_up(max(hi, 0), alignment))
+        if lo >= 0:
+            candidates.add(lo // alignment * alignment)
+    for offset in sorted(candidates):
+        if all(offset <= lo or offset >= hi for lo, hi in intervals):
+            return offset
+    raise AssertionError("unreachable: the end of the highest interval is always free")
+
+
+def place_in_order(rules: _Rules, names: list[str], alignment: int) -> dict[str, int]:
+    """Place buffers in the given order, each at its lowest legal aligned offset."""
+    offsets: dict[str, int] = {}
+    for name in names:
+        intervals = [rules.forbidden(name, other, offsets[other]) for other in rules.conflicts[name] if other in offsets]
+        offsets[name] = _lowest_offset(intervals, alignment)
+    return offsets
+
+
+def _candidates(rules: _Rules, name: str, offsets: dict[str, int], alignment: int) -> tuple[list[int], list]:
+    """Offsets worth trying for `name` (touching a placed neighbour, or at its overlap limit), and the clashes."""
+    size = rules.by_name[name].size
+    placed = [o for o in rules.conflicts[name] if o in offsets]
+    intervals = [rules.forbidden(name, o, offsets[o]) for o in placed]
+    candidates = {0}
+    for lo, hi in intervals:
+        candidates |= {lo // alignment * alignment, _align_up(hi, alignment), (lo - size) // alignment * alignment}
+    for other in placed:
+        if (other, name) in rules.delta:
+            candidates.add((offsets[other] + rules.delta[(other, name)]) // alignment * alignment)
+    return [c for c in candidates if all(c <= lo or c >= hi for lo, hi in intervals)], intervals
+
+
+def place_beam(rules: _Rules, names: list[str], alignment: int, width: int = 24) -> dict[str, int]:
+    """Beam search over where each buffer goes (in first-use order), offsets may go below zero.
+
+    A chain of streaming ops can then slide down by each op's overlap step, or alternate
+    sides when sliding would drift too far; the best plan is shifted to start at zero.
+    """
+    beam: list[tuple[int, int, dict[str, int]]] = [(0, 0, {})]
+    for name in names:
+        size = rules.by_name[name].size
+        children = []
+        for low, high, offsets in beam:
+            legal, _ = _candidates(rules, name, offsets, alignment)
+            children += [(max(high, c + size) - min(low, c), min(low, c), max(high, c + size), offsets, c) for c in legal]
+        children.sort(key=lambda child: child[0])
+        beam = [(low, high, {**offsets, name: c}) for _, low, high, offsets, c in children[:width]]
+    low, _, offsets = beam[0]
+    return {n: o - low for n, o in offsets.items()}
+
+
+def _arena(rules: _Rules, offsets: dict[str, int]) -> int:
+    return max((offsets[n] + rules.by_name[n].size for n in offsets), default=0)
+
+
+def _greedy_orders(requirements: list[BufferRequirement], rules: _Rules) -> dict[str, list[str]]:
+    def names(key) -> list[str]:
+        return [r.name for r in sorted(requirements, key=key)]
+
+    return {
+        "size": names(lambda r: (-r.size, r.first, r.name)),
+        "lifetime": names(lambda r: (-(r.last - r.first), -r.size, r.name)),
+        "first-use": names(lambda r: (r.first, -r.size, r.name)),
+        "conflicts": names(lambda r: (-sum(rules.by_name[c].size for c in rules.conflicts[r.name]) - r.size, r.name)),
+        "size-x-lifetime": names(lambda r: (-r.size * (r.last - r.first + 1), r.name)),
+    }
+
+
+def place(
+    requirements: list[BufferRequirement],
+    overlaps: list[Overlap],
+    *,
+    alignment: int = 16,
+    lower_bound: int = 0,
+    exact_limit: int = 8,
+    search_seconds: float = 2.0,
+    seed: int = 0,
+) -> Placement:
+    """Best placement found: exact search for few buffers, else greedy orders plus local search."""
+    rules = _Rules(requirements, overlaps)
+    names = [r.name for r in requirements]
+    if len(names) <= exact_limit:
+        return _exact(rules, names, alignment, lower_bound)
+    best_method, best = "", None
+    for method, order in _greedy_orders(requirements, rules).items():
+        for placer, suffix in ((place_in_order, ""),):
+            offsets = placer(rules, order, alignment)
+            if best is None or _arena(rules, offsets) < _arena(rules, best[1]):
+                best_method, best = method + suffix, (order, offsets)
+    by_first_use = [r.name for r in sorted(requirements, key=lambda r: (r.first, -r.size, r.name))]
+    beam = place_beam(rules, by_first_use, alignment)
+    if _arena(rules, beam) < _arena(rules, best[1]):
+        best_method, best = "beam search", (by_first_use, beam)
+    order, offsets = best
+    if _arena(rules, offsets) > lower_bound:
+        improved = _local_search(rules, order, alignment, lower_bound, search_seconds, random.Random(seed))
+        if improved is not None:
+            return Placement(improved, _arena(rules, improved), f"greedy-by-{best_method} + local search")
+    return Placement(offsets, _arena(rules, offsets), f"greedy-by-{best_method}")
+
+
+def _local_search(rules, order, alignment, lower_bound, seconds, rng) -> dict[str, int] | None:
+    """Move one buffer earlier in the placement order while that lowers the arena (time-boxed)."""
+    best_order = list(order)
+    best_arena = _arena(rules, place_in_order(rules, best_order, alignment))
+    improved = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and best_arena > lower_bound:
+        i, j = sorted(rng.sample(range(len(best_order)), 2))
+        trial = best_order[:i] + [best_order[j]] + best_order[i:j] + best_order[j + 1 :]
+        offsets = place_in_order(rules, trial, alignment)
+        arena = _arena(rules, offsets)
+        if arena < best_arena:
+            best_order, best_arena, improved = trial, arena, offsets
+    return improved
+
+
+def _exact(rules: _Rules, names: list[str], alignment: int, lower_bound: int) -> Placement:
+    """Branch and bound over placement orders (an optimal packing can be built bottom-up in some order)."""
+    best: dict = {"arena": None, "offsets": {}}
+
+    def search(offsets: dict[str, int], remaining: list[str]) -> None:
+        arena = _arena(rules, offsets)
+        if best["arena"] is not None and (arena >= best["arena"] or best["arena"] <= lower_bound):
+            return
+        if not remaining:
+            best["arena"], best["offsets"] = arena, dict(offsets)
+            return
+        for name in remaining:
+            intervals = [rules.forbidden(name, o, offsets[o]) for o in rules.conflicts[name] if o in offsets]
+            offsets[name] = _lowest_offset(intervals, alignment)
+            search(offsets, [n for n in remaining if n != name])
+            del offsets[name]
+
+    search({}, sorted(names, key=lambda n: -rules.by_name[n].size))
+    return Placement(best["offsets"], best["arena"] or 0, "exact (branch and bound)")

@@ -1,0 +1,200 @@
+"""`tvm-tinyml run`: build a model, run it on a board through the Project API, check it bit-exact.
+
+The flow is the one an outside tool would follow: template server -> generate_project ->
+the project's server -> build -> flash -> open_transport, then the firmware protocol over
+read_transport/write_transport. Every wait is bounded; any failure (tool missing, serial port
+absent, board silent, firmware crash) becomes one TinyMLError line.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tarfile
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from project_api.client import ProjectAPIClient, ProjectAPIError, firmware_session, template_for_board
+from project_api.firmware_protocol import CYCLES_SOURCE, FirmwareError, FirmwareSession
+from project_api.template_base import BUILD_DIR, FIRMWARE_INFO_FILE
+from tvm_tinyml import reference
+from tvm_tinyml.builder import Artifact, build
+from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.model_stats import count_macs
+from tvm_tinyml.verify import REFERENCE_NAME, TOLERANCE, _from_int8, _to_int8, random_inputs
+
+# Board -> the compile target whose limits and TVM target it has.
+BOARD_TARGETS = {"qemu-m7": "qemu-m7", "qemu-m4": "qemu-m4", "stm32f746": "stm32f746", "host": "host"}
+DEFAULT_TIMEOUT_SEC = 120.0
+
+
+@dataclass
+class RunResult:
+    """What `tvm-tinyml run --json` prints. Counts are per inference, the median over inputs."""
+
+    model: str
+    board: str
+    inputs: int
+    bit_exact: bool
+    max_abs_diff: int
+    mismatched_inputs: int
+    reference: str
+    tolerance: int
+    cycles: int | None
+    cycles_source: str | None
+    instructions: int | None
+    macs: int | None
+    arena_bytes: int
+    weights_bytes: int
+    flash_bytes: int | None
+    firmware_ram_bytes: int | None
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance
+
+    @property
+    def cycles_per_mac(self) -> float | None:
+        return self.cycles / self.macs if self.cycles and self.macs else None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed, "cycles_per_mac": self.cycles_per_mac}
+
+    def summary(self) -> str:
+        """One line for people."""
+        verdict = "bit-exact" if self.bit_exact else f"max |diff| {self.max_abs_diff}"
+        counts = f"{self.cycles:,} cycles ({self.cycles_source})" if self.cycles is not None else "no cycle counter"
+        if self.instructions is not None:
+            counts += f", {self.instructions:,} instructions"
+        return f"{self.model} on {self.board}: {self.inputs} inputs {verdict} vs {self.reference}; {counts} per inference"
+
+
+class BoardSession:
+    """A model's firmware running on a board; a context manager that always stops everything."""
+
+    def __init__(self, artifact: Artifact, board: str, work_dir: Path, options: dict, timeout_sec: float) -> None:
+        self.board = board
+        self.timeout_sec = timeout_sec
+        self._options = options
+        model_dir = artifact.export(work_dir / "model")
+        self._library = work_dir / "model.tar"
+        with tarfile.open(self._library, "w") as archive:
+            for path in sorted(model_dir.iterdir()):
+                archive.add(path, arcname=path.name)
+        self.project_dir = work_dir / "project"
+        self._client: ProjectAPIClient | None = None
+        self.firmware: FirmwareSession | None = None
+        self.firmware_info: dict = {}
+
+    def __enter__(self) -> "BoardSession":
+        try:
+            with ProjectAPIClient(template_for_board(self.board)) as template:
+                template.server_info_query()
+                template.generate_project(self._library, self.project_dir, {"board": self.board})
+            self._client = ProjectAPIClient(self.project_dir)
+            self._client.build({})
+            self.firmware_info = json.loads((self.project_dir / BUILD_DIR / FIRMWARE_INFO_FILE).read_text())
+            self._client.flash(self._options)
+            self._client.open_transport(self._options)
+            self.firmware = firmware_session(self._client, self.timeout_sec)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if self.firmware is not None and (not exc or exc[0] is None):
+                self.firmware.exit()
+            client.close_transport()
+        except (ProjectAPIError, FirmwareError):
+            pass
+        finally:
+            client.close()
+
+
+def _reference_outputs(model_path: str, fmt: str, input_sets: list[list[np.ndarray]], meta: dict) -> list[list[np.ndarray]]:
+    ref_sets = [[_from_int8(x, spec["source_dtype"], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
+    if fmt == "tflite":
+        return reference.run_tflm_batch(model_path, ref_sets)
+    return [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
+
+
+def _split_outputs(data: bytes, meta: dict) -> list[np.ndarray]:
+    outputs, offset = [], 0
+    for spec in meta["outputs"]:
+        dtype = np.dtype(spec["dtype"])
+        size = int(np.prod(spec["shape"])) * dtype.itemsize
+        outputs.append(np.frombuffer(data[offset : offset + size], dtype).reshape(spec["shape"]))
+        offset += size
+    return outputs
+
+
+def _median(values: list[int | None]) -> int | None:
+    return None if not values or values[0] is None else int(statistics.median(values))
+
+
+def run_on_board(
+    model: str,
+    board: str,
+    inputs: int = 5,
+    seed: int = 0,
+    serial: str | None = None,
+    tuning_log: str | None = None,
+    timeout_sec: float = DEFAULT_TIMEOUT_SEC,
+) -> RunResult:
+    """Build `model` for `board`, run `inputs` seeded random inputs on it, compare with the reference."""
+    if board not in BOARD_TARGETS:
+        raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
+    artifact = build(model, target=BOARD_TARGETS[board], tuning_log=tuning_log)
+    meta = artifact.metadata
+    input_sets = random_inputs(artifact, inputs, seed)
+    options = {"serial_port": serial} if serial else {}
+    runs = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="tvm-tinyml-run-") as tmp, BoardSession(
+            artifact, board, Path(tmp), options, timeout_sec
+        ) as session:
+            info = session.firmware.info()
+            for xs in input_sets:
+                reply = session.firmware.run([np.ascontiguousarray(x).tobytes() for x in xs])
+                if reply.status != 0:
+                    raise TinyMLError(f"{artifact.name} on {board}: the model returned status {reply.status}")
+                runs.append(reply)
+            firmware = session.firmware_info
+    except (ProjectAPIError, FirmwareError) as err:
+        raise TinyMLError(f"{board}: {err}") from None
+    refs = _reference_outputs(model, meta["format"], input_sets, meta)
+    max_diff, mismatched = 0, 0
+    for reply, ref in zip(runs, refs):
+        diffs = [
+            int(np.max(np.abs(o.astype(np.int32) - _to_int8(r, spec).astype(np.int32).reshape(o.shape))))
+            for o, r, spec in zip(_split_outputs(reply.data, meta), ref, meta["outputs"])
+        ]
+        max_diff = max(max_diff, *diffs)
+        mismatched += any(diffs)
+    ram = firmware.get("ram_bytes")
+    return RunResult(
+        model=artifact.name,
+        board=board,
+        inputs=inputs,
+        bit_exact=max_diff == 0,
+        max_abs_diff=max_diff,
+        mismatched_inputs=mismatched,
+        reference=REFERENCE_NAME[meta["format"]],
+        tolerance=TOLERANCE[meta["format"]],
+        cycles=_median([r.cycles for r in runs]),
+        cycles_source=CYCLES_SOURCE[info.counter],
+        instructions=_median([r.instructions for r in runs]),
+        macs=count_macs(model),
+        arena_bytes=artifact.memory.arena_bytes,
+        weights_bytes=artifact.memory.flash_bytes,
+        flash_bytes=firmware.get("flash_bytes"),
+        firmware_ram_bytes=ram,
+    )
