@@ -21,10 +21,12 @@ class Tensor:
 class OpCall:
     """One kernel call: `inputs` then `outputs` are tensor names.
 
-    `overlap[i]`, when not None, says the kernel streams over input i so that its output may
-    overlap that input if the input dies here: any placement with
+    `overlap[i]`, when not None, says the kernel streams over input i so that its first output
+    may overlap that input if the input dies here: any placement with
     `offset(output) - offset(input) <= overlap[i]` is safe (the kernel never writes a byte it
-    has still to read). `attrs` are the kernel's parameters, for reports.
+    has still to read). `inplace` lists inputs whose exact bytes the first output may take
+    (offsets equal). Outputs after the first are scratch the kernel needs during the call.
+    `attrs` are the kernel's parameters, for reports.
     """
 
     kernel: str
@@ -32,6 +34,7 @@ class OpCall:
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     overlap: tuple[int | None, ...] = ()
+    inplace: tuple[int, ...] = ()
     attrs: dict = field(default_factory=dict, compare=False, hash=False)
 
 
@@ -63,11 +66,13 @@ class BufferRequirement:
 
 @dataclass(frozen=True)
 class Overlap:
-    """`output` may overlap `input` when `offset(output) - offset(input) <= max_delta`."""
+    """`output` may overlap `input` when `min_delta <= offset(output) - offset(input) <= max_delta`
+    (`min_delta` None: no lower limit)."""
 
     input: str
     output: str
     max_delta: int
+    min_delta: int | None = None
 
 
 @dataclass

@@ -29,16 +29,19 @@ def buffer_requirements(graph: Graph, order: list[int]) -> list[BufferRequiremen
 
 
 def usable_overlaps(graph: Graph, order: list[int], requirements: list[BufferRequirement]) -> list[Overlap]:
-    """The streaming overlaps an op offers whose input dies at that op and whose output is born there."""
+    """The overlaps an op offers (streaming or in place) whose input dies at that op and whose
+    output is born there."""
     by_name = {r.name: r for r in requirements}
     overlaps = []
     for step, index in enumerate(order):
         op = graph.ops[index]
-        (output,) = [graph.storage(o) for o in op.outputs]
-        for name, delta in zip(op.inputs, op.overlap):
-            if delta is None or graph.tensors[name].const:
-                continue
+        output = graph.storage(op.outputs[0])
+        allowed = [(name, Overlap("", "", delta)) for name, delta in zip(op.inputs, op.overlap) if delta is not None]
+        allowed += [(op.inputs[i], Overlap("", "", 0, 0)) for i in op.inplace]
+        for name, rule in allowed:
             source = graph.storage(name)
-            if source != output and by_name[source].last == step and by_name[output].first == step:
-                overlaps.append(Overlap(source, output, delta))
+            if graph.tensors[name].const or source == output:
+                continue
+            if by_name[source].last == step and by_name[output].first == step:
+                overlaps.append(Overlap(source, output, rule.max_delta, rule.min_delta))
     return overlaps

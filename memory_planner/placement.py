@@ -31,20 +31,31 @@ class _Rules:
     def __init__(self, requirements: list[BufferRequirement], overlaps: list[Overlap]) -> None:
         self.by_name = {r.name: r for r in requirements}
         self.delta = {(o.input, o.output): o.max_delta for o in overlaps}
+        self.min_delta = {(o.input, o.output): o.min_delta for o in overlaps if o.min_delta is not None}
         self.conflicts: dict[str, list[str]] = {r.name: [] for r in requirements}
         for a, b in itertools.combinations(requirements, 2):
             if a.first <= b.last and b.first <= a.last:
                 self.conflicts[a.name].append(b.name)
                 self.conflicts[b.name].append(a.name)
 
-    def forbidden(self, name: str, other: str, other_offset: int) -> tuple[int, int]:
-        """Open interval of offsets of `name` that clash with `other` placed at `other_offset`."""
+    def forbidden(self, name: str, other: str, other_offset: int) -> list[tuple[int, int]]:
+        """Open intervals of offsets of `name` that clash with `other` placed at `other_offset`."""
         size, other_size = self.by_name[name].size, self.by_name[other].size
-        if (other, name) in self.delta:  # name is the output streaming over `other`
-            return other_offset + self.delta[(other, name)], other_offset + other_size
-        if (name, other) in self.delta:  # name is the input `other` streams over
-            return other_offset - size, other_offset - self.delta[(name, other)]
-        return other_offset - size, other_offset + other_size
+        clash = (other_offset - size, other_offset + other_size)
+        for source, output, sign in ((other, name, 1), (name, other, -1)):
+            if (source, output) not in self.delta:
+                continue
+            # Allowed: min_delta <= offset(output) - offset(source) <= max_delta, or no overlap.
+            high = self.delta[(source, output)]
+            low = self.min_delta.get((source, output))
+            if sign == 1:  # `name` is the output
+                allowed = (other_offset + low if low is not None else None, other_offset + high)
+            else:  # `name` is the input: offset(name) = offset(other) - delta
+                allowed = (other_offset - high, other_offset - low if low is not None else None)
+            below = (clash[0], allowed[0]) if allowed[0] is not None else None
+            above = (allowed[1], clash[1]) if allowed[1] is not None else None
+            return [i for i in (below, above) if i is not None]
+        return [clash]
 
 
 def _align_up(value: int, alignment: int) -> int:
@@ -67,7 +78,7 @@ def place_in_order(rules: _Rules, names: list[str], alignment: int) -> dict[str,
     """Place buffers in the given order, each at its lowest legal aligned offset."""
     offsets: dict[str, int] = {}
     for name in names:
-        intervals = [rules.forbidden(name, other, offsets[other]) for other in rules.conflicts[name] if other in offsets]
+        intervals = [i for other in rules.conflicts[name] if other in offsets for i in rules.forbidden(name, other, offsets[other])]
         offsets[name] = _lowest_offset(intervals, alignment)
     return offsets
 
@@ -76,7 +87,7 @@ def _candidates(rules: _Rules, name: str, offsets: dict[str, int], alignment: in
     """Offsets worth trying for `name` (touching a placed neighbour, or at its overlap limit), and the clashes."""
     size = rules.by_name[name].size
     placed = [o for o in rules.conflicts[name] if o in offsets]
-    intervals = [rules.forbidden(name, o, offsets[o]) for o in placed]
+    intervals = [i for o in placed for i in rules.forbidden(name, o, offsets[o])]
     candidates = {0}
     for lo, hi in intervals:
         candidates |= {lo // alignment * alignment, _align_up(hi, alignment), (lo - size) // alignment * alignment}
@@ -148,8 +159,9 @@ def place(
     if _arena(rules, beam) < _arena(rules, best[1]):
         best_method, best = "beam search", (by_first_use, beam)
     order, offsets = best
-    if _arena(rules, offsets) > lower_bound:
-        improved = _local_search(rules, order, alignment, lower_bound, search_seconds, random.Random(seed))
+    target = _align_up(lower_bound, alignment)  # nothing aligned can do better
+    if _arena(rules, offsets) > target:
+        improved = _local_search(rules, order, alignment, target, search_seconds, random.Random(seed))
         if improved is not None:
             return Placement(improved, _arena(rules, improved), f"greedy-by-{best_method} + local search")
     return Placement(offsets, _arena(rules, offsets), f"greedy-by-{best_method}")
@@ -183,7 +195,7 @@ def _exact(rules: _Rules, names: list[str], alignment: int, lower_bound: int) ->
             best["arena"], best["offsets"] = arena, dict(offsets)
             return
         for name in remaining:
-            intervals = [rules.forbidden(name, o, offsets[o]) for o in rules.conflicts[name] if o in offsets]
+            intervals = [i for o in rules.conflicts[name] if o in offsets for i in rules.forbidden(name, o, offsets[o])]
             offsets[name] = _lowest_offset(intervals, alignment)
             search(offsets, [n for n in remaining if n != name])
             del offsets[name]

@@ -15,6 +15,13 @@ TOOLCHAIN_HINT = "install the Arm toolchain: apt-get install gcc-arm-none-eabi l
 FLASH_SECTIONS = (".text", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".stack", ".data", ".bss", ".arena")
 _BUILD_TIMEOUT_SEC = 600
+HANDLER_STACK_BYTES = 1024  # exceptions (the fault handler) run on their own stack
+STACK_GUARD_BYTES = 1024  # below the process stack, made inaccessible by the MPU (cortex_m.c)
+
+
+def stack_placeholders(stack_bytes: int) -> dict[str, int]:
+    """The linker script values of the stack layout shared by the Cortex-M templates."""
+    return {"STACK_BYTES": stack_bytes, "HANDLER_STACK_BYTES": HANDLER_STACK_BYTES, "STACK_GUARD_BYTES": STACK_GUARD_BYTES}
 
 
 def require_tool(name: str, hint: str) -> str:
@@ -40,11 +47,13 @@ def run_tool(command: list[str], what: str, timeout_sec: float = _BUILD_TIMEOUT_
     return result.stdout
 
 
-def link_firmware(sources: list[Path], include_dirs: list[Path], cpu_flags: list[str], linker_script: Path, elf: Path) -> None:
-    """Compile and link `sources` into `elf` (one gcc call)."""
+def link_firmware(
+    sources: list[Path], include_dirs: list[Path], cpu_flags: list[str], linker_script: Path, elf: Path, defines: tuple[str, ...] = ()
+) -> None:
+    """Compile and link `sources` into `elf` (one gcc call); `defines` are NAME=VALUE."""
     gcc = require_tool("arm-none-eabi-gcc", TOOLCHAIN_HINT)
     includes = [f"-I{d}" for d in include_dirs]
-    command = [gcc, *cpu_flags, *CFLAGS, *includes, *map(str, sources), *LDFLAGS, f"-T{linker_script}",
+    command = [gcc, *cpu_flags, *CFLAGS, *(f"-D{d}" for d in defines), *includes, *map(str, sources), *LDFLAGS, f"-T{linker_script}",
                f"-Wl,-Map={elf.with_suffix('.map')}", "-o", str(elf)]
     run_tool(command, "arm-none-eabi-gcc")
 
@@ -72,7 +81,7 @@ def memory_report(elf: Path, ram_bytes: int, flash_bytes: int) -> dict:
     used_ram = sum(sizes.get(s, 0) for s in RAM_SECTIONS)
     if used_flash > flash_bytes or used_ram > ram_bytes:
         raise ServerError(f"firmware does not fit: RAM {used_ram:,} B of {ram_bytes:,} B, flash {used_flash:,} B of {flash_bytes:,} B")
-    return {"elf": str(elf), "flash_bytes": used_flash, "ram_bytes": used_ram, "sections": sizes,
+    return {"elf": str(elf), "flash_bytes": used_flash, "ram_bytes": used_ram, "stack_bytes": sizes.get(".stack", 0), "sections": sizes,
             "ram_bytes_available": ram_bytes, "flash_bytes_available": flash_bytes}
 
 

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from project_api.firmware_protocol import FirmwareError, FirmwareSession, FirmwareTimeout
+
 SERVER_SCRIPT = "microtvm_api_server.py"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 FIRMWARE_DIR = Path(__file__).resolve().parent / "firmware"
@@ -202,10 +204,8 @@ def template_for_board(board: str, root: Path = TEMPLATES_DIR) -> Path:
     raise ProjectAPIError(f"no Project API template supports board {board!r} (templates: {', '.join(templates)})")
 
 
-def firmware_session(client: ProjectAPIClient, timeout_sec: float) -> "FirmwareSession":
+def firmware_session(client: ProjectAPIClient, timeout_sec: float) -> FirmwareSession:
     """A firmware protocol session over an open Project API transport."""
-    from project_api.firmware_protocol import FirmwareError, FirmwareSession, FirmwareTimeout
-
     def read(n: int, timeout: float) -> bytes:
         try:
             return client.read_transport(n, timeout)

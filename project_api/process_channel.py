@@ -20,6 +20,7 @@ from project_api.server import (
 from project_api.template_base import TemplateHandler
 
 _STOP_TIMEOUT_SEC = 5.0
+_EXIT_GRACE_SEC = 1.0  # after EXIT the firmware ends by itself; past this it is stopped
 
 
 class ProcessChannel:
@@ -65,7 +66,7 @@ class ProcessChannel:
             except OSError:
                 pass
         try:
-            self._process.wait(timeout=_STOP_TIMEOUT_SEC)
+            self._process.wait(timeout=_EXIT_GRACE_SEC)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()

@@ -4,7 +4,7 @@ Also the firmware's kernel mode, fault frames and bounded waits."""
 
 from __future__ import annotations
 
-import os
+import json
 import shutil
 import time
 from pathlib import Path
@@ -148,8 +148,6 @@ def test_stm32f746_project_builds_and_fits(model, tmp_path):
         project.build({})
         with pytest.raises(ProjectAPIServerError, match="serial port /dev/tinyml-no-such-port not found"):
             project.open_transport({"serial_port": "/dev/tinyml-no-such-port"})
-    import json
-
     firmware = json.loads((tmp_path / "project" / "build" / "firmware.json").read_text())
     assert firmware["ram_bytes"] <= 320 * 1024 and firmware["flash_bytes"] <= 1024 * 1024
     assert firmware["ram_bytes"] >= artifact.memory.arena_bytes

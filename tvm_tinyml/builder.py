@@ -14,7 +14,7 @@ from memory_planner import Graph, Plan
 from memory_planner import plan as plan_arena
 from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
-from relax_passes import QuantizeRealize
+from relax_passes import InplaceDepthwise, QuantizeRealize
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
 from tvm_tinyml.errors import TinyMLError
@@ -35,6 +35,7 @@ class MemoryReport:
     peak_bytes: int
     lower_bound_bytes: int
     classic_bound_bytes: int
+    compiled_classic_bound_bytes: int
     flash_bytes: int
     sram_bytes_available: int
     flash_bytes_available: int
@@ -50,7 +51,7 @@ class MemoryReport:
         lines = [
             f"model {self.model} on {self.target}",
             f"  arena (SRAM): {self.arena_bytes:>10,} B of {self.sram_bytes_available:,} B",
-            f"  lower bound: {self.lower_bound_bytes:>11,} B (classic bound, no op overwriting its input: {self.classic_bound_bytes:,} B)",
+            f"  lower bound: {self.lower_bound_bytes:>11,} B (classic bound of the model's graph: {self.classic_bound_bytes:,} B)",
             f"  weights (flash): {self.flash_bytes:>7,} B of {self.flash_bytes_available:,} B",
             f"  planner: {self.planner} ({self.planning_seconds:.2f} s)",
             "",
@@ -66,9 +67,10 @@ def _io_quant(info: list) -> list[IOQuant]:
     return [IOQuant(t.quant_scale, t.quant_zero_point) for t in info]
 
 
-def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan) -> MemoryReport:
+def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan, source_bound: int | None) -> MemoryReport:
     graph = lowered.graph
-    producer = {out: op.op for op in graph.ops for out in op.outputs}
+    producer = {op.outputs[0]: op.op for op in graph.ops}
+    producer.update({scratch: "scratch" for op in graph.ops for scratch in op.outputs[1:]})
     tensors = [
         {
             "name": req.name,
@@ -87,7 +89,8 @@ def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan) -
         arena_bytes=plan.arena_bytes,
         peak_bytes=plan.arena_bytes,  # kernels keep nothing in static RAM besides the arena
         lower_bound_bytes=plan.lower_bound,
-        classic_bound_bytes=plan.classic_bound,
+        classic_bound_bytes=source_bound if source_bound is not None else plan.classic_bound,
+        compiled_classic_bound_bytes=plan.classic_bound,
         flash_bytes=flash,
         sram_bytes_available=target.sram_bytes,
         flash_bytes_available=target.flash_bytes,
@@ -152,9 +155,12 @@ def build(
     mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target):
         integer = QuantizeRealize(float_io=float_io)(mod)
+        if memory_planner == "tinyml":
+            integer = InplaceDepthwise()(integer)
     lowered = lower(integer)
     plan = plan_arena(lowered.graph) if memory_planner == "tinyml" else _tvm_plan(integer, lowered.graph)
-    memory = _memory_report(info.name, mcu, lowered, plan)
+    source_bound = frontend.source_classic_bound(info.path) if info.format == "tflite" else None
+    memory = _memory_report(info.name, mcu, lowered, plan, source_bound)
     if memory.arena_bytes > mcu.sram_bytes or memory.flash_bytes > mcu.flash_bytes:
         raise TinyMLError(
             f"{info.name} does not fit {mcu.name}: arena {memory.arena_bytes:,} B (SRAM {mcu.sram_bytes:,} B), "

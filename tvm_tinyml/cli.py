@@ -43,14 +43,25 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 def _cmd_memory(args: argparse.Namespace) -> int:
     from tvm_tinyml.builder import build
 
-    memory = build(args.model, target=args.target, float_io=args.float_io).memory
+    from tvm_tinyml.reference import tflm_arena_bytes
+    from tvm_tinyml.tvm_plan import tvm_plan_bytes
+
+    artifact = build(args.model, target=args.target, float_io=args.float_io)
+    memory = artifact.memory
+    if args.plot:
+        from tvm_tinyml.plot import plot_arena
+
+        plot_arena(memory, args.plot)
+    report = memory.to_dict()
+    report["tflm_arena_bytes"] = tflm_arena_bytes(args.model)["total"] if artifact.metadata["format"] == "tflite" else None
+    report["tvm_default_bytes"] = tvm_plan_bytes(artifact.modules["imported"])
     if args.json:
-        report = memory.to_dict()
         if not args.tensors:
             del report["tensors"]
         print(json.dumps(report))
     else:
         print(memory.table())
+        print(f"\n  TFLite Micro arena: {report['tflm_arena_bytes'] or 'n/a'} B; TVM default plan: {report['tvm_default_bytes']:,} B")
     return EXIT_OK
 
 
@@ -78,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="stm32f746", choices=targets)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--tensors", action="store_true", help="with --json, include the per-tensor table")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the arena over time")
     p.set_defaults(func=_cmd_memory)
     for command in sub.choices.values():
         command.add_argument(

@@ -455,3 +455,35 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         scale = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["scale"])
         zero_point = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["zero_point"])
         return float((np.asarray(self.get_tensor_value(tensor)).item() - zero_point) * scale)
+
+
+def source_classic_bound(path: str | os.PathLike) -> int | None:
+    """The classic bound of a TFLite model's own graph, as TFLite Micro sees it: the largest
+    sum of activation tensors alive together (inputs from the start, outputs to the end, no
+    op overwriting its input). None for other formats."""
+    data = _read(str(path))
+    if sniff_format(data, str(path)) != "tflite":
+        return None
+    model = _parse_tflite(data, str(path))
+    graph = model.Subgraphs(0)
+    steps = graph.OperatorsLength()
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+
+    def touch(index: int, step: int) -> None:
+        tensor = graph.Tensors(index)
+        if index < 0 or model.Buffers(tensor.Buffer()).DataLength() > 0:
+            return  # optional input, or a constant (flash)
+        first[index], last[index] = min(first.get(index, step), step), max(last.get(index, step), step)
+
+    inputs, outputs = _io_indices(graph)
+    for index in inputs:
+        touch(int(index), 0)
+    for step in range(steps):
+        for indices in _io_indices(graph.Operators(step)):
+            for index in indices:
+                touch(int(index), step)
+    for index in outputs:
+        touch(int(index), steps)
+    size = {i: int(np.prod(graph.Tensors(i).ShapeAsNumpy())) * np.dtype(_tflite_dtype(graph, i)).itemsize for i in first}
+    return max(sum(size[i] for i in first if first[i] <= step <= last[i]) for step in range(steps + 1))

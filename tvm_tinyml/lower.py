@@ -37,17 +37,18 @@ def _tensor_type(ty) -> tuple[tuple[int, ...], str]:
     return tuple(int(d) for d in ty.shape), str(ty.dtype)
 
 
-def _op_call(graph: Graph, func: tirx.PrimFunc, kernel: str, inputs: tuple[str, ...], output: str) -> OpCall:
-    """The call, with its kernel parameters and how far its output may overlap each input."""
+def _op_call(graph: Graph, func: tirx.PrimFunc, kernel: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> OpCall:
+    """The call, with its kernel parameters and how its output may overlap each input."""
     op = str(func.attrs.get("tinyml.op", kernel))
     attrs = json.loads(str(func.attrs.get("tinyml.attrs", "{}")))
     shapes = [graph.tensors[t].shape for t in inputs]
-    out = graph.tensors[output]
+    out = graph.tensors[outputs[0]]
     overlap = tuple(
         max_overlap_delta(op, attrs, i, shapes, np.dtype(graph.tensors[t].dtype).itemsize, out.shape, np.dtype(out.dtype).itemsize)
         for i, t in enumerate(inputs)
     )
-    return OpCall(kernel, op, inputs, (output,), overlap, attrs)
+    inplace = (0,) if op.endswith("_inplace") else ()
+    return OpCall(kernel, op, inputs, outputs, overlap, inplace, attrs)
 
 
 def lower(mod: tvm.IRModule) -> Lowered:
@@ -59,12 +60,15 @@ def lower(mod: tvm.IRModule) -> Lowered:
     names: dict = {}
     tuples: dict = {}
 
-    def add_var(var: Var, alias_of: str | None = None) -> str:
-        shape, dtype = _tensor_type(var.ty)
-        name = f"t{len(names)}"
-        names[var] = name
+    def add_tensor(ty, alias_of: str | None = None) -> str:
+        shape, dtype = _tensor_type(ty)
+        name = f"t{len(graph.tensors) - len(constants)}"
         graph.tensors[name] = Tensor(name, shape, dtype, _nbytes(shape, dtype), alias_of=alias_of)
         return name
+
+    def add_var(var: Var, alias_of: str | None = None) -> str:
+        names[var] = add_tensor(var.ty, alias_of)
+        return names[var]
 
     def arg_name(expr) -> str:
         if isinstance(expr, tvm.ir.expr.Constant):
@@ -86,6 +90,8 @@ def lower(mod: tvm.IRModule) -> Lowered:
                 tuples[var] = tuples[value]
             elif isinstance(value, Var):
                 add_var(var, alias_of=names[value])
+            elif isinstance(value, relax.TupleGetItem):
+                add_var(var, alias_of=tuples[value.tuple_value][value.index])
             elif isinstance(value, Call) and value.op.name == "relax.reshape":
                 add_var(var, alias_of=names[value.args[0]])
             elif isinstance(value, Call) and value.op.name == "relax.call_tir":
@@ -93,8 +99,12 @@ def lower(mod: tvm.IRModule) -> Lowered:
                 kernel = gvar.name_hint
                 kernels[kernel] = mod[gvar]
                 inputs = tuple(arg_name(a) for a in args)
-                out = add_var(var)
-                graph.ops.append(_op_call(graph, mod[gvar], kernel, inputs, out))
+                if isinstance(var.ty, relax.TupleType):  # an output plus scratch
+                    outputs = tuple(add_tensor(field) for field in var.ty.fields)
+                    tuples[var] = list(outputs)
+                else:
+                    outputs = (add_var(var),)
+                graph.ops.append(_op_call(graph, mod[gvar], kernel, inputs, outputs))
             else:
                 raise UnsupportedOperatorError(f"cannot lower {value} to a kernel call")
     result = func.body.body

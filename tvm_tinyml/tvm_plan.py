@@ -20,6 +20,7 @@ def _planned(mod: tvm.IRModule) -> relax.Function:
     seq = tvm.transform.Sequential(
         [
             relax.transform.LegalizeOps(),
+            relax.transform.FoldConstant(),  # weights are constants (flash), not planned memory
             relax.transform.ToNonDataflow(),
             relax.transform.RemovePurityChecking(),
             relax.transform.CallTIRRewrite(),
@@ -47,9 +48,8 @@ def tvm_plan_bytes(mod: tvm.IRModule) -> int:
     total = sum(_nbytes(p.ty) for p in func.params)
     for b in _bindings(func):
         name = _op(b.value)
-        if name == "relax.memory.alloc_storage":
-            size = int(b.value.args[0].values[0])
-            total += size * np.dtype(str(b.value.args[3].value)).itemsize
+        if name == "relax.memory.alloc_storage":  # its shape is a size in bytes
+            total += int(b.value.args[0].values[0])
         elif name == "relax.builtin.alloc_tensor":
             total += _nbytes(b.var.ty)
     return total
@@ -70,7 +70,7 @@ def tvm_offsets(mod: tvm.IRModule, graph: Graph) -> tuple[dict[str, int], int]:
         name = _op(b.value)
         if name == "relax.memory.alloc_storage":
             storage_offset[b.var] = end
-            end += int(b.value.args[0].values[0]) * np.dtype(str(b.value.args[3].value)).itemsize
+            end += int(b.value.args[0].values[0])
         elif name == "relax.memory.alloc_tensor":
             tensor_storage[b.var] = storage_offset[b.value.args[0]]
         elif name == "relax.builtin.alloc_tensor":

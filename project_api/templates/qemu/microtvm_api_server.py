@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from project_api.arm_build import fill_template, link_firmware, memory_report, require_tool, run_tool, symbol_address
+from project_api.arm_build import (
+    fill_template,
+    link_firmware,
+    memory_report,
+    require_tool,
+    run_tool,
+    stack_placeholders,
+    symbol_address,
+)
 from project_api.process_channel import ProcessChannelHandler
 from project_api.server import ProjectOption, main
 
@@ -18,8 +26,6 @@ MACHINES = {
     "qemu-m7": ("mps2-an500", ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]),
     "qemu-m4": ("mps2-an386", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
 }
-HANDLER_STACK_BYTES = 1024
-STACK_GUARD_BYTES = 1024
 PLUGIN_SOURCE = "tinyml_cycles_plugin.c"
 PLUGIN = "libtinyml_cycles.so"
 COUNTS_FILE = "tinyml_counts.bin"  # board_qemu.c reads it back through semihosting
@@ -42,9 +48,7 @@ class QemuHandler(ProcessChannelHandler):
 
     def generate_board_files(self, project_dir: Path, metadata: dict, options: dict) -> None:
         fill_template(project_dir / "link.ld.in", project_dir / "link.ld", {
-            "FLASH_BYTES": options["flash_bytes"], "RAM_BYTES": options["ram_bytes"],
-            "STACK_BYTES": options["stack_bytes"], "HANDLER_STACK_BYTES": HANDLER_STACK_BYTES,
-            "STACK_GUARD_BYTES": STACK_GUARD_BYTES,
+            "FLASH_BYTES": options["flash_bytes"], "RAM_BYTES": options["ram_bytes"], **stack_placeholders(options["stack_bytes"]),
         })
 
     def build(self, options: dict) -> None:
@@ -57,7 +61,6 @@ class QemuHandler(ProcessChannelHandler):
         run_tool([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(self.build_dir / PLUGIN),
                   str(self.directory / PLUGIN_SOURCE)], "building the QEMU plugin")
         info = memory_report(elf, resolved["ram_bytes"], resolved["flash_bytes"])
-        info["stack_bytes"] = resolved["stack_bytes"] + HANDLER_STACK_BYTES
         info["markers"] = {name: symbol_address(elf, name) for name in ("tinyml_marker_begin", "tinyml_marker_end")}
         self.write_firmware_info(info)
 

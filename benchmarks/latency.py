@@ -1,0 +1,54 @@
+"""Print the README's latency table: every bundled model on the emulated Cortex-M7 and Cortex-M4.
+
+    python benchmarks/latency.py [--boards qemu-m7 qemu-m4] [--inputs 3]
+
+Emulator figures: QEMU executes the firmware; instructions per inference are exact (counted by
+the tinyml_cycles plugin between the firmware's markers), cycles are an estimate from ARM's
+Cortex-M4 instruction timings (QEMU models no pipeline, caches or wait states). Each model is
+also checked bit-exact against TFLite Micro on the same inputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.run import run_on_board
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+HEADER = (
+    "| model | board | instructions | est. cycles (M4 table) | MACs | cycles / MAC | firmware RAM | firmware flash | vs TFLM |\n"
+    "|---|---|---:|---:|---:|---:|---:|---:|---|"
+)
+
+
+def row(path: Path, board: str, inputs: int) -> str:
+    try:
+        r = run_on_board(str(path), board, inputs=inputs, timeout_sec=600)
+    except TinyMLError as err:
+        return f"| {path.stem} | {board} | {err} | | | | | | |"
+    verdict = f"bit-exact ({r.inputs} inputs)" if r.bit_exact else f"max diff {r.max_abs_diff}"
+    return (
+        f"| {r.model} | {board} | {r.instructions:,} | {r.cycles:,} | {r.macs:,} | {r.cycles_per_mac:.1f} | "
+        f"{r.firmware_ram_bytes:,} | {r.flash_bytes:,} | {verdict} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--boards", nargs="+", default=["qemu-m7", "qemu-m4"])
+    parser.add_argument("--inputs", type=int, default=3, help="random inputs per model (counts are their median)")
+    args = parser.parse_args()
+    jobs = [(path, board) for path in sorted(MODELS.glob("*.tflite")) for board in args.boards]
+    rows = [row(path, board, args.inputs) for path, board in tqdm(jobs, desc="runs", unit="run")]
+    print("\nEmulator figures (QEMU 7.2, mps2-an500 / mps2-an386, limits of an STM32F746): instructions are")
+    print("exact, cycles estimated from ARM's Cortex-M4 timings; per inference, median over inputs.\n")
+    print(HEADER)
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
