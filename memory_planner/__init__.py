@@ -16,7 +16,7 @@ from memory_planner.bounds import classic_bound, lower_bound
 from memory_planner.graph import BufferRequirement, Graph, OpCall, Overlap, Plan, Tensor
 from memory_planner.lifetimes import buffer_requirements, usable_overlaps
 from memory_planner.order import best_order
-from memory_planner.placement import place
+from memory_planner.placement import conflicts, place
 
 __all__ = ["BufferRequirement", "Graph", "OpCall", "Overlap", "Plan", "Tensor", "plan"]
 
@@ -35,6 +35,8 @@ def plan(graph: Graph, alignment: int = 16, search_seconds: float = 2.0) -> Plan
     steps = len(order)
     bound = lower_bound(requirements, overlaps, steps)
     placement = place(requirements, overlaps, alignment=alignment, lower_bound=bound, search_seconds=search_seconds)
+    clashes = conflicts(requirements, overlaps, placement.offsets)
+    assert not clashes, f"planner bug: {clashes[:3]} share bytes"
     return Plan(
         arena_bytes=placement.arena,
         offsets=placement.offsets,

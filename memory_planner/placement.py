@@ -202,3 +202,14 @@ def _exact(rules: _Rules, names: list[str], alignment: int, lower_bound: int) ->
 
     search({}, sorted(names, key=lambda n: -rules.by_name[n].size))
     return Placement(best["offsets"], best["arena"] or 0, "exact (branch and bound)")
+
+
+def conflicts(requirements: list[BufferRequirement], overlaps: list[Overlap], offsets: dict[str, int]) -> list[tuple[str, str]]:
+    """Pairs of buffers alive together whose bytes clash (empty for a legal plan)."""
+    rules = _Rules(requirements, overlaps)
+    return [
+        (name, other)
+        for name in rules.conflicts
+        for other in rules.conflicts[name]
+        if name < other and any(lo < offsets[name] < hi for lo, hi in rules.forbidden(name, other, offsets[other]))
+    ]

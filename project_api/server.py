@@ -215,7 +215,7 @@ class ProjectAPIServer:
         if not isinstance(method, str) or not _METHOD_NAME.match(method):
             raise JSONRPCError(ErrorCode.INVALID_REQUEST, f'request["method"] must be a method name, got {method!r}')
         if not isinstance(request.get("id"), (str, int, type(None))):
-            raise JSONRPCError(ErrorCode.INVALID_REQUEST, f'request["id"] must be a string, number or null')
+            raise JSONRPCError(ErrorCode.INVALID_REQUEST, 'request["id"] must be a string, number or null')
         params = request.get("params", {})
         if not isinstance(params, dict):
             raise JSONRPCError(ErrorCode.INVALID_REQUEST, f'request["params"] must be an object, got {type(params).__name__}')

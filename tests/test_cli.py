@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from conftest import MODELS
 from tflite_builder import ModelBuilder, build_single_op_model
@@ -52,14 +51,20 @@ def test_verify_json_last_line():
     assert report["reference"] == "tflite-micro"
 
 
-def test_memory_json():
-    result = cli("memory", KWS, "--target", "stm32f746", "--json")
+def test_memory_json(tmp_path):
+    plot = tmp_path / "arena.png"
+    result = cli("memory", KWS, "--target", "stm32f746", "--json", "--plot", str(plot))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {"model", "target", "arena_bytes", "flash_bytes"} <= set(report)
+    assert {"model", "target", "arena_bytes", "flash_bytes", "peak_bytes", "lower_bound_bytes", "classic_bound_bytes",
+            "tflm_arena_bytes", "tvm_default_bytes", "planner"} <= set(report)
     assert report["target"] == "stm32f746"
-    assert 0 < report["arena_bytes"] <= 16000  # TFLM needs 16,000 B of activations for KWS
+    assert report["classic_bound_bytes"] == 16000  # two 1x25x5x64 int8 tensors alive together
+    assert report["tflm_arena_bytes"] == 24272  # pip tflite-micro, recording allocations
+    assert report["lower_bound_bytes"] <= report["peak_bytes"] == report["arena_bytes"] < report["classic_bound_bytes"]
+    assert report["peak_bytes"] < report["tvm_default_bytes"]
     assert report["flash_bytes"] > 20000
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_memory_table():
@@ -144,3 +149,13 @@ def test_model_too_big_for_the_target(tmp_path):
 def test_unknown_target():
     result = cli("memory", KWS, "--target", "stm32f999")
     assert result.returncode == 2 and "invalid choice" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_run_json_on_the_host_board():
+    result = cli("run", KWS, "--board", "host", "--inputs", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"model", "board", "bit_exact", "cycles", "cycles_source", "instructions", "macs", "arena_bytes",
+            "flash_bytes", "firmware_ram_bytes"} <= set(report)
+    assert report["board"] == "host" and report["bit_exact"] is True
+    assert report["macs"] == 2_656_768  # MLPerf Tiny's count for the DS-CNN KWS model

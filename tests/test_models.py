@@ -6,11 +6,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 import tvm_tinyml
 from conftest import BUNDLED, MODELS
-from tvm_tinyml.reference import tflm_arena_bytes
+from tvm_tinyml.reference import run_tflm, tflm_arena_bytes
 from tvm_tinyml.verify import verify
 
 ARM_GCC = shutil.which("arm-none-eabi-gcc") or "arm-none-eabi-gcc"  # installed by .ci/run
@@ -43,6 +44,16 @@ def test_float_io_keeps_float_ends_in_the_arena():
     assert float_io.metadata["inputs"][0]["dtype"] == "float32"
     image = {a: [t["bytes"] for t in a.memory.tensors if t["op"] == "input"] for a in (int8_io, float_io)}
     assert image[int8_io] == [80 * 80 * 3] and image[float_io] == [80 * 80 * 3 * 4]
+
+
+@pytest.mark.parametrize("name", ["kws_ref_model", "pretrainedResnet_quant"])
+def test_tvm_memory_plan_is_bit_exact_too(name):
+    path = str(MODELS / f"{name}.tflite")
+    ours, tvms = tvm_tinyml.build(path, target="host"), tvm_tinyml.build(path, target="host", memory_planner="tvm")
+    assert tvms.memory.planner.startswith("tvm") and ours.memory.arena_bytes < tvms.memory.arena_bytes
+    x = np.random.default_rng(3).integers(-128, 128, ours.metadata["inputs"][0]["shape"]).astype(np.int8)
+    np.testing.assert_array_equal(ours.run_host([x])[0], tvms.run_host([x])[0])
+    np.testing.assert_array_equal(ours.run_host([x])[0], run_tflm(path, [x])[0])
 
 
 def test_onnx_qdq_within_one_lsb(qdq_onnx):

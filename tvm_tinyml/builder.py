@@ -14,6 +14,7 @@ from memory_planner import Graph, Plan
 from memory_planner import plan as plan_arena
 from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
+from memory_planner.placement import conflicts
 from relax_passes import InplaceDepthwise, QuantizeRealize
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
@@ -176,6 +177,7 @@ def build(
         "inputs": [_io_entry(graph, plan, n, t) for n, t in zip(graph.inputs, info.inputs)],
         "outputs": [_io_entry(graph, plan, n, t) for n, t in zip(graph.outputs, info.outputs)],
         "kernels": sorted(lowered.kernels),
+        "macs": _macs(graph),
         "layers": [op.op for op in graph.ops],
     }
     sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
@@ -187,8 +189,27 @@ def _tvm_plan(integer: tvm.IRModule, graph: Graph) -> Plan:
     order = list(range(len(graph.ops)))
     requirements = buffer_requirements(graph, order)
     offsets, arena = tvm_offsets(integer, graph)
+    clashes = conflicts(requirements, [], offsets)
+    if clashes:
+        raise RuntimeError(f"TVM's plan does not map onto the kernel graph: {clashes[:3]} share bytes")
     bound = classic_bound(requirements, len(order))
     return Plan(arena, offsets, requirements, order, "tvm (StaticPlanBlockMemory)", bound, bound)
+
+
+def _macs(graph: Graph) -> int:
+    """Multiply-accumulates per inference, counted as MLPerf Tiny does: convolutions and dense
+    layers only (output elements x reduction length)."""
+    total = 0
+    for op in graph.ops:
+        outputs = int(np.prod(graph.tensors[op.outputs[0]].shape))
+        weight = graph.tensors[op.inputs[1]].shape if len(op.inputs) > 1 else ()
+        if op.op == "conv2d":
+            total += outputs * int(np.prod(weight[:3]))  # HWIO: kh * kw * ci
+        elif op.op.startswith("depthwise_conv2d"):
+            total += outputs * int(np.prod(weight[:2]))  # HWC: kh * kw
+        elif op.op == "dense":
+            total += outputs * int(weight[1])  # [N, K]
+    return total
 
 
 def _io_entry(graph: Graph, plan: Plan, name: str, info) -> dict:

@@ -1,4 +1,4 @@
-"""`tvm-tinyml` command line: compile, verify, memory.
+"""`tvm-tinyml` command line: compile, verify, memory, run.
 
 Exit codes: 0 success, 1 a failed check (verify mismatch), 2 bad input (one line on stderr).
 """
@@ -65,6 +65,18 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from tvm_tinyml.run import run_on_board
+
+    result = run_on_board(
+        args.model, args.board, inputs=args.inputs, seed=args.seed, serial=args.serial, tuning_log=args.tuning_log
+    )
+    print(result.summary())
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +107,16 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--float-io", action="store_true", help="keep float inputs/outputs of float-IO models (default: int8 entry)"
         )
+
+    p = sub.add_parser("run", help="build, flash and run a model on a board; compare with the reference")
+    p.add_argument("model")
+    p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746", "host"])
+    p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
+    p.add_argument("--inputs", type=int, default=5, help="number of random inputs (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tuning-log", help="tuning log to build with")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=_cmd_run)
     return parser
 
 

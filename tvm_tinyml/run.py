@@ -20,11 +20,9 @@ import numpy as np
 from project_api.client import ProjectAPIClient, ProjectAPIError, firmware_session, template_for_board
 from project_api.firmware_protocol import CYCLES_SOURCE, FirmwareError, FirmwareSession
 from project_api.template_base import BUILD_DIR, FIRMWARE_INFO_FILE
-from tvm_tinyml import reference
 from tvm_tinyml.builder import Artifact, build
 from tvm_tinyml.errors import TinyMLError
-from tvm_tinyml.model_stats import count_macs
-from tvm_tinyml.verify import REFERENCE_NAME, TOLERANCE, _from_int8, _to_int8, random_inputs
+from tvm_tinyml.verify import REFERENCE_NAME, TOLERANCE, compare, reference_outputs, random_inputs
 
 # Board -> the compile target whose limits and TVM target it has.
 BOARD_TARGETS = {"qemu-m7": "qemu-m7", "qemu-m4": "qemu-m4", "stm32f746": "stm32f746", "host": "host"}
@@ -119,13 +117,6 @@ class BoardSession:
             client.close()
 
 
-def _reference_outputs(model_path: str, fmt: str, input_sets: list[list[np.ndarray]], meta: dict) -> list[list[np.ndarray]]:
-    ref_sets = [[_from_int8(x, spec["source_dtype"], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
-    if fmt == "tflite":
-        return reference.run_tflm_batch(model_path, ref_sets)
-    return [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
-
-
 def _split_outputs(data: bytes, meta: dict) -> list[np.ndarray]:
     outputs, offset = [], 0
     for spec in meta["outputs"]:
@@ -170,15 +161,8 @@ def run_on_board(
             firmware = session.firmware_info
     except (ProjectAPIError, FirmwareError) as err:
         raise TinyMLError(f"{board}: {err}") from None
-    refs = _reference_outputs(model, meta["format"], input_sets, meta)
-    max_diff, mismatched = 0, 0
-    for reply, ref in zip(runs, refs):
-        diffs = [
-            int(np.max(np.abs(o.astype(np.int32) - _to_int8(r, spec).astype(np.int32).reshape(o.shape))))
-            for o, r, spec in zip(_split_outputs(reply.data, meta), ref, meta["outputs"])
-        ]
-        max_diff = max(max_diff, *diffs)
-        mismatched += any(diffs)
+    ours = [_split_outputs(reply.data, meta) for reply in runs]
+    max_diff, mismatched = compare(ours, reference_outputs(model, meta, input_sets), meta)
     ram = firmware.get("ram_bytes")
     return RunResult(
         model=artifact.name,
@@ -192,7 +176,7 @@ def run_on_board(
         cycles=_median([r.cycles for r in runs]),
         cycles_source=CYCLES_SOURCE[info.counter],
         instructions=_median([r.instructions for r in runs]),
-        macs=count_macs(model),
+        macs=meta["macs"],
         arena_bytes=artifact.memory.arena_bytes,
         weights_bytes=artifact.memory.flash_bytes,
         flash_bytes=firmware.get("flash_bytes"),

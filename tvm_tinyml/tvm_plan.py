@@ -21,6 +21,7 @@ def _planned(mod: tvm.IRModule) -> relax.Function:
         [
             relax.transform.LegalizeOps(),
             relax.transform.FoldConstant(),  # weights are constants (flash), not planned memory
+            relax.transform.RewriteDataflowReshape(),  # reshapes are views, as in TVM's default pipeline
             relax.transform.ToNonDataflow(),
             relax.transform.RemovePurityChecking(),
             relax.transform.CallTIRRewrite(),
@@ -76,7 +77,7 @@ def tvm_offsets(mod: tvm.IRModule, graph: Graph) -> tuple[dict[str, int], int]:
         elif name == "relax.builtin.alloc_tensor":
             tensor_storage[b.var] = end
             end += _nbytes(b.var.ty)
-        elif isinstance(b.value, Call) and isinstance(b.value.op, tvm.ir.GlobalVar) and not b.value.op.name_hint.startswith("reshape"):
+        elif isinstance(b.value, Call) and isinstance(b.value.op, tvm.ir.GlobalVar):
             outputs.append(tensor_storage[b.value.args[-1]])
     for op, offset in zip(graph.ops, outputs):
         offsets[graph.storage(op.outputs[0])] = offset

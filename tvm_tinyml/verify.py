@@ -64,27 +64,44 @@ def random_inputs(artifact: Artifact, count: int, seed: int) -> list[list[np.nda
     ]
 
 
+def entry_inputs(input_sets: list[list[np.ndarray]], meta: dict, key: str = "dtype") -> list[list[np.ndarray]]:
+    """int8-domain input sets as the model entry (`key="dtype"`) or the source model (`"source_dtype"`) takes them."""
+    return [[_from_int8(x, spec[key], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
+
+
+def reference_outputs(model_path: str, meta: dict, input_sets: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
+    """The reference interpreter's outputs for int8-domain input sets."""
+    ref_sets = entry_inputs(input_sets, meta, "source_dtype")
+    if meta["format"] == "tflite":
+        return reference.run_tflm_batch(model_path, ref_sets)
+    return [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
+
+
+def compare(our_outputs: list[list[np.ndarray]], ref_outputs: list[list[np.ndarray]], meta: dict) -> tuple[int, int]:
+    """(max |difference| in int8 steps, number of input sets that differ). Float outputs on both
+    sides must be equal to the bit; any float difference counts at least one step."""
+    max_diff, mismatched = 0, 0
+    for ours, refs in zip(our_outputs, ref_outputs):
+        diffs = []
+        for o, r, spec in zip(ours, refs, meta["outputs"]):
+            r = np.asarray(r).reshape(o.shape)
+            diff = int(np.max(np.abs(_to_int8(o, spec).astype(np.int32) - _to_int8(r, spec).astype(np.int32))))
+            if o.dtype == r.dtype == np.float32 and not np.array_equal(o, r):
+                diff = max(diff, 1)
+            diffs.append(diff)
+        max_diff = max(max_diff, *diffs)
+        mismatched += any(diffs)
+    return max_diff, mismatched
+
+
 def verify(model_path: str, target: str = "host", inputs: int = 20, seed: int = 0, float_io: bool = False) -> VerifyResult:
     """Build `model_path` for `target`, run it on the host and the reference, compare."""
     artifact = build(model_path, target=target, float_io=float_io)
     meta = artifact.metadata
     fmt = meta["format"]
     input_sets = random_inputs(artifact, inputs, seed)
-    ref_sets = [[_from_int8(x, spec["source_dtype"], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
-    our_sets = [[_from_int8(x, spec["dtype"], spec) for x, spec in zip(xs, meta["inputs"])] for xs in input_sets]
-    if fmt == "tflite":
-        ref_outputs = reference.run_tflm_batch(model_path, ref_sets)
-    else:
-        ref_outputs = [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
-    max_diff, mismatched = 0, 0
-    for xs, refs in zip(our_sets, ref_outputs):
-        ours = artifact.run_host(xs)
-        diffs = [
-            int(np.max(np.abs(_to_int8(o, spec).astype(np.int32) - _to_int8(r, spec).astype(np.int32).reshape(o.shape))))
-            for o, r, spec in zip(ours, refs, meta["outputs"])
-        ]
-        max_diff = max(max_diff, *diffs)
-        mismatched += any(diffs)
+    ours = [artifact.run_host(xs) for xs in entry_inputs(input_sets, meta)]
+    max_diff, mismatched = compare(ours, reference_outputs(model_path, meta, input_sets), meta)
     return VerifyResult(
         model=artifact.name,
         target=target,
