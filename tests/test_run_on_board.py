@@ -14,10 +14,6 @@ from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.run import run_on_board
 
 KWS = str(Path(__file__).resolve().parent.parent / "models" / "kws_ref_model.tflite")
-needs_qemu = pytest.mark.skipif(
-    shutil.which("qemu-system-arm") is None or shutil.which("arm-none-eabi-gcc") is None,
-    reason="qemu-system-arm or arm-none-eabi-gcc not installed",
-)
 
 
 def test_kws_on_host_is_bit_exact():
@@ -27,7 +23,6 @@ def test_kws_on_host_is_bit_exact():
     assert result.macs == 2_656_768
 
 
-@needs_qemu
 @pytest.mark.parametrize("board", ["qemu-m7", "qemu-m4"])
 def test_kws_on_qemu_is_bit_exact_with_deterministic_counts(board):
     first = run_on_board(KWS, board, inputs=2, seed=1)
@@ -55,7 +50,6 @@ def tools_dir(tmp_path: Path, tools: list[str]) -> str:
     return str(directory)
 
 
-@needs_qemu
 def test_missing_qemu_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", tools_dir(tmp_path, ["arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm", "cc", "as", "ld"]))
     start = time.monotonic()

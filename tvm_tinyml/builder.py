@@ -105,7 +105,15 @@ class Artifact:
     """Generated C for one model and target, with its memory report."""
 
     def __init__(
-        self, name: str, target: McuTarget, sources: dict[str, str], memory: MemoryReport, metadata: dict, plan: Plan, modules: dict
+        self,
+        name: str,
+        target: McuTarget,
+        sources: dict[str, str],
+        memory: MemoryReport,
+        metadata: dict,
+        plan: Plan,
+        graph: Graph,
+        modules: dict,
     ) -> None:
         self.name = name
         self.target = target
@@ -113,6 +121,7 @@ class Artifact:
         self.memory = memory
         self.metadata = metadata
         self.plan = plan
+        self.graph = graph  # the kernel calls the plan places (memory_planner.Graph)
         self.modules = modules  # "imported" and "integer" Relax modules
         self._host_model = None
 
@@ -181,7 +190,7 @@ def build(
         "layers": [op.op for op in graph.ops],
     }
     sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
-    return Artifact(info.name, mcu, sources, memory, metadata, plan, {"imported": mod, "integer": integer})
+    return Artifact(info.name, mcu, sources, memory, metadata, plan, graph, {"imported": mod, "integer": integer})
 
 
 def _tvm_plan(integer: tvm.IRModule, graph: Graph) -> Plan:

@@ -1,0 +1,100 @@
+"""Brute-force replay of what each generated kernel reads and writes, step by step.
+
+Written from the kernels' loop nests (schedules/), independently of tvm_tinyml/overlap.py:
+a kernel is a sequence of steps; at each step it reads some input elements and then writes at
+most one output element. `overlap_is_safe` places the output `d` bytes after the input and
+checks that no input byte is read after the step that overwrote it.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+
+def _window_trace(op: str, attrs: dict, in_shape, out_shape, kernel):
+    """Conv / depthwise / pooling over NHWC: one step per output element (y, x, o), o innermost."""
+    _, h, w, c_in = in_shape
+    _, oh, ow, c_out = out_shape
+    kh, kw = kernel
+    sh, sw = attrs["strides"]
+    dh, dw = attrs.get("dilation", (1, 1))
+    top, left = attrs["pads"][:2]
+    steps, reads = [], []
+    oy, ox, o = (a.ravel() for a in np.meshgrid(np.arange(oh), np.arange(ow), np.arange(c_out), indexing="ij"))
+    step = np.arange(oy.size)
+    channels = [np.full_like(o, ci) for ci in range(c_in)] if op == "conv2d" else [o // (c_out // c_in)]
+    for ky, kx, ch in itertools.product(range(kh), range(kw), channels):
+        iy, ix = oy * sh - top + ky * dh, ox * sw - left + kx * dw
+        ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        steps.append(step[ok])
+        reads.append(((iy * w + ix) * c_in + ch)[ok])
+    return step, np.concatenate(steps), np.concatenate(reads)
+
+
+def _inplace_depthwise_trace(in_shape, out_shape):
+    """Channel by channel: read the whole input plane (one step), then write the output plane."""
+    _, h, w, c = in_shape
+    _, oh, ow, _ = out_shape
+    plane = oh * ow
+    pixels = np.arange(h * w)
+    # Step layout per channel: step ch*(plane+1) reads the plane, the next `plane` steps write.
+    read_steps = np.repeat(np.arange(c) * (plane + 1), h * w)
+    read_index = (np.tile(pixels, c) * c) + np.repeat(np.arange(c), h * w)
+    out_pixel, ch = np.meshgrid(np.arange(plane), np.arange(c), indexing="ij")
+    write_step = ch * (plane + 1) + 1 + out_pixel  # output element (pixel, ch) is pixel * c + ch
+    return write_step.ravel(), read_steps, read_index
+
+
+def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, weight_shape=None):
+    """(write step per output element in memory order, read steps, read element indices) for one input."""
+    in_shape = in_shapes[input_index]
+    n_out = int(np.prod(out_shape))
+    if op in ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"):
+        kernel = attrs["pool"] if "pool" in attrs else weight_shape[:2]
+        return _window_trace(op, attrs, in_shape, out_shape, kernel)
+    if op == "depthwise_conv2d_inplace":
+        return _inplace_depthwise_trace(in_shape, out_shape)
+    if op in ("requantize", "clip", "quantize", "dequantize"):
+        e = np.arange(n_out)
+        return e, e, e
+    if op == "softmax":  # per row: all reads (max, sum), then read c / write c
+        depth = out_shape[-1]
+        rows = n_out // depth
+        row, c = np.divmod(np.arange(n_out), depth)
+        write_step = row * (depth + 1) + 1 + c
+        first_pass = np.repeat(np.arange(rows) * (depth + 1), depth)
+        return write_step, np.concatenate([first_pass, write_step]), np.concatenate([np.arange(n_out)] * 2)
+    if op in ("add", "mul"):
+        padded = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
+        source = np.broadcast_to(np.arange(int(np.prod(in_shape))).reshape(padded), out_shape).ravel()
+        e = np.arange(n_out)
+        return e, e, source
+    if op == "dense":
+        rows, units = out_shape
+        depth = in_shape[1]
+        e = np.arange(n_out)
+        return e, np.repeat(e, depth), (e // units)[:, None].repeat(depth, 1).ravel() * depth + np.tile(np.arange(depth), n_out)
+    if op == "mean":
+        axes = attrs["axes"]
+        coords = np.indices(in_shape).reshape(len(in_shape), -1)
+        kept = [np.zeros_like(c) if a in axes else c for a, c in enumerate(coords)]
+        target = np.ravel_multi_index(kept, [1 if a in axes else d for a, d in enumerate(in_shape)])
+        return np.arange(n_out), target, np.arange(coords.shape[1])
+    if op == "transpose":
+        source = np.arange(int(np.prod(in_shape))).reshape(in_shape).transpose(attrs["axes"]).ravel()
+        e = np.arange(n_out)
+        return e, e, source
+    raise NotImplementedError(f"no replay for {op}")
+
+
+def overlap_is_safe(trace, delta: int, in_size: int) -> bool:
+    """With the output `delta` bytes after the input (int8 both sides): is every read done
+    before the write that lands on its byte?"""
+    write_step, read_steps, read_index = trace
+    overwritten = np.full(in_size, np.iinfo(np.int64).max)
+    target = np.arange(write_step.size) + delta
+    inside = (target >= 0) & (target < in_size)
+    overwritten[target[inside]] = write_step[inside]
+    return bool(np.all(read_steps <= overwritten[read_index]))
