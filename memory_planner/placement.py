@@ -105,13 +105,19 @@ def place_beam(rules: _Rules, names: list[str], alignment: int, width: int = 24)
     """
     beam: list[tuple[int, int, dict[str, int]]] = [(0, 0, {})]
     for name in names:
-        size = rules.by_name[name].size
-        children = []
+        size, now = rules.by_name[name].size, rules.by_name[name].first
+        children = {}
         for low, high, offsets in beam:
             legal, _ = _candidates(rules, name, offsets, alignment)
-            children += [(max(high, c + size) - min(low, c), min(low, c), max(high, c + size), offsets, c) for c in legal]
-        children.sort(key=lambda child: child[0])
-        beam = [(low, high, {**offsets, name: c}) for _, low, high, offsets, c in children[:width]]
+            for c in legal:
+                new_low, new_high = min(low, c), max(high, c + size)
+                # States that agree on the span and on where the still-live buffers sit are equivalent.
+                live = tuple(sorted((n, o - new_low) for n, o in offsets.items() if rules.by_name[n].last >= now))
+                key = (new_high - new_low, c - new_low, live)
+                if key not in children:
+                    children[key] = (new_low, new_high, offsets, c)
+        ranked = sorted(children.items(), key=lambda item: item[0][0])[:width]
+        beam = [(low, high, {**offsets, name: c}) for _, (low, high, offsets, c) in ranked]
     low, _, offsets = beam[0]
     return {n: o - low for n, o in offsets.items()}
 
@@ -150,10 +156,9 @@ def place(
         return _exact(rules, names, alignment, lower_bound)
     best_method, best = "", None
     for method, order in _greedy_orders(requirements, rules).items():
-        for placer, suffix in ((place_in_order, ""),):
-            offsets = placer(rules, order, alignment)
-            if best is None or _arena(rules, offsets) < _arena(rules, best[1]):
-                best_method, best = method + suffix, (order, offsets)
+        offsets = place_in_order(rules, order, alignment)
+        if best is None or _arena(rules, offsets) < _arena(rules, best[1]):
+            best_method, best = f"greedy by {method}", (order, offsets)
     by_first_use = [r.name for r in sorted(requirements, key=lambda r: (r.first, -r.size, r.name))]
     beam = place_beam(rules, by_first_use, alignment)
     if _arena(rules, beam) < _arena(rules, best[1]):
@@ -162,9 +167,9 @@ def place(
     target = _align_up(lower_bound, alignment)  # nothing aligned can do better
     if _arena(rules, offsets) > target:
         improved = _local_search(rules, order, alignment, target, search_seconds, random.Random(seed))
-        if improved is not None:
-            return Placement(improved, _arena(rules, improved), f"greedy-by-{best_method} + local search")
-    return Placement(offsets, _arena(rules, offsets), f"greedy-by-{best_method}")
+        if improved is not None and _arena(rules, improved) < _arena(rules, offsets):
+            return Placement(improved, _arena(rules, improved), f"{best_method} + local search")
+    return Placement(offsets, _arena(rules, offsets), best_method)
 
 
 def _local_search(rules, order, alignment, lower_bound, seconds, rng) -> dict[str, int] | None:

@@ -14,7 +14,9 @@ import numpy as np
 
 
 def _window_trace(op: str, attrs: dict, in_shape, out_shape, kernel):
-    """Conv / depthwise / pooling over NHWC: one step per output element (y, x, o), o innermost."""
+    """Conv / depthwise / pooling over NHWC, pixel by pixel. Within a pixel a (tuned) kernel may
+    read and write its channels in any order, so the worst case is replayed: a pixel's writes
+    come before its reads (read steps are pixel + 1/2, write steps the pixel)."""
     _, h, w, c_in = in_shape
     _, oh, ow, c_out = out_shape
     kh, kw = kernel
@@ -23,14 +25,14 @@ def _window_trace(op: str, attrs: dict, in_shape, out_shape, kernel):
     top, left = attrs["pads"][:2]
     steps, reads = [], []
     oy, ox, o = (a.ravel() for a in np.meshgrid(np.arange(oh), np.arange(ow), np.arange(c_out), indexing="ij"))
-    step = np.arange(oy.size)
+    pixel = (oy * ow + ox).astype(np.float64)
     channels = [np.full_like(o, ci) for ci in range(c_in)] if op == "conv2d" else [o // (c_out // c_in)]
     for ky, kx, ch in itertools.product(range(kh), range(kw), channels):
         iy, ix = oy * sh - top + ky * dh, ox * sw - left + kx * dw
         ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
-        steps.append(step[ok])
+        steps.append(pixel[ok] + 0.5)
         reads.append(((iy * w + ix) * c_in + ch)[ok])
-    return step, np.concatenate(steps), np.concatenate(reads)
+    return pixel, np.concatenate(steps), np.concatenate(reads)
 
 
 def _inplace_depthwise_trace(in_shape, out_shape):
@@ -93,7 +95,7 @@ def overlap_is_safe(trace, delta: int, in_size: int) -> bool:
     """With the output `delta` bytes after the input (int8 both sides): is every read done
     before the write that lands on its byte?"""
     write_step, read_steps, read_index = trace
-    overwritten = np.full(in_size, np.iinfo(np.int64).max)
+    overwritten = np.full(in_size, np.inf)
     target = np.arange(write_step.size) + delta
     inside = (target >= 0) & (target < in_size)
     overwritten[target[inside]] = write_step[inside]

@@ -1,11 +1,15 @@
 """How far a kernel's output may overlap its input: the streaming rule from its loop order.
 
-Every kernel of `schedules/` walks its output in row-major order and writes output element e
-only after all reads that element needs. If L[j] is the last output element that reads input
-byte j, placing the output `d` bytes after the input is safe exactly when no write lands on a
-byte that is still to be read: d <= j - L[j] * output_itemsize for every byte j (vMCU-style
-segment overlap). `max_overlap_delta` returns that largest safe d, or None when the kernel
-offers no overlap (layouts we do not model).
+The contract every kernel of `schedules/` keeps, whatever its schedule: it walks its output
+in row-major order of *steps*, and a step's writes never land on bytes a later step reads.
+A step is one output element for elementwise, dense and reduction kernels, and one output
+pixel (all its channels, in any order, so tuned schedules may tile or vectorize channels) for
+convolution and pooling kernels over NHWC. If L[j] is the output element at which input byte
+j stops being needed (for a pixel step: the first element of the pixel after the last one
+that reads j), placing the output `d` bytes after the input is safe when
+d <= j - L[j] * output_itemsize for every byte j read (vMCU-style segment overlap).
+`max_overlap_delta` returns that largest safe d, or None when the kernel offers no overlap
+(layouts we do not model).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple
         return _gather_last(np.concatenate(parts, axis=attrs["axis"]).ravel(), int(np.prod(in_shape)))
     if op in _WINDOWED and attrs.get("layout", "NHWC") == "NHWC":
         kernel = attrs["pool"] if "pool" in attrs else input_shapes[1][:2]
-        return _windowed_last(op, attrs, in_shape, output_shape, kernel)
+        return _windowed_last(attrs, in_shape, output_shape, kernel)
     return None
 
 
@@ -93,7 +97,7 @@ def _reduced_target(in_shape: tuple[int, ...], axes: list[int]) -> np.ndarray:
     return np.ravel_multi_index(coords, out_shape)
 
 
-def _windowed_last(op: str, attrs: dict, in_shape, out_shape, kernel) -> np.ndarray:
+def _windowed_last(attrs: dict, in_shape, out_shape, kernel) -> np.ndarray:
     """Convolution and pooling over NHWC: windows of output pixels, channels innermost."""
     n, h, w, c_in = in_shape
     _, oh, ow, c_out = out_shape
@@ -111,10 +115,6 @@ def _windowed_last(op: str, attrs: dict, in_shape, out_shape, kernel) -> np.ndar
                 iy, ix = oy * sh - top + ky * dh, ox * sw - left + kx * dw
                 ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
                 np.maximum.at(last_pixel[b], (iy[ok], ix[ok]), pixel[ok])
-    if op == "conv2d":  # every output channel of a pixel reads every input channel
-        within = np.full(c_in, c_out - 1)
-    else:  # depthwise / pooling: output channel o reads input channel o // multiplier
-        multiplier = c_out // c_in
-        within = np.arange(c_in) * multiplier + multiplier - 1
-    last = last_pixel[..., None] * c_out + within
+    # A pixel's channels may be computed in any order: its input is needed until the next pixel.
+    last = np.broadcast_to((last_pixel[..., None] + 1) * c_out, (n, h, w, c_in))
     return np.where(last_pixel[..., None] >= 0, last, -1).ravel()
