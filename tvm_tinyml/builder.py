@@ -56,10 +56,10 @@ class MemoryReport:
             f"  weights (flash): {self.flash_bytes:>7,} B of {self.flash_bytes_available:,} B",
             f"  planner: {self.planner} ({self.planning_seconds:.2f} s)",
             "",
-            f"  {'tensor':<8} {'op':<18} {'offset':>8} {'bytes':>8}  live",
+            f"  {'tensor':<8} {'op':<26} {'offset':>8} {'bytes':>8}  live",
         ]
         for t in self.tensors:
-            lines.append(f"  {t['name']:<8} {t['op']:<18} {t['offset']:>8} {t['bytes']:>8}  {t['first']}..{t['last']}")
+            lines.append(f"  {t['name']:<8} {t['op']:<26} {t['offset']:>8} {t['bytes']:>8}  {t['first']}..{t['last']}")
         return "\n".join(lines)
 
 

@@ -29,10 +29,7 @@ class CKernel:
     body: str
 
     def source(self, comment: str) -> str:
-        args = ", ".join(
-            f"{ctype} *{'' if out else ''}{name}" if out else f"const {ctype} *{name}"
-            for ctype, name, out in self.params
-        )
+        args = ", ".join(f"{ctype} *{name}" if out else f"const {ctype} *{name}" for ctype, name, out in self.params)
         return f"/* {comment} */\nstatic void {self.name}({args}) {{\n{self.body}}}\n"
 
 
