@@ -3,7 +3,9 @@
     python benchmarks/memory.py [--target stm32f746] [--inputs 20]
 
 Prints one markdown table (the README carries it). peak = the one arena the generated C
-needs (inputs, outputs, activations and scratch; int8 model ends). classic = the model graph's
+needs (inputs, outputs, activations and scratch; int8 model ends) without patches; patched
+peak / patch plan / MAC overhead = the same with `patch="auto"` (layers run patch by patch,
+grid, extra multiply-accumulates of the halos; "none": no patch helps). classic = the model graph's
 largest set of tensors alive together with no op overwriting its input (TFLite Micro's ideal);
 lower = the bound for the overlaps our planner may use. TFLM = pip tflite-micro's arena
 (activations + persistent interpreter data, recording allocations). TVM = Relax
@@ -27,6 +29,16 @@ from tvm_tinyml.verify import verify
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
 
+def _patched_exact(path: str, inputs: int) -> bool:
+    """The patch="auto" build, run on the host, bit-exact against the reference too."""
+    from tvm_tinyml import verify as v
+
+    artifact = tvm_tinyml.build(path, target="host", patch="auto")
+    sets = v.random_inputs(artifact, inputs, 0)
+    ours = [artifact.run_host(xs) for xs in v.entry_inputs(sets, artifact.metadata)]
+    return v.compare(ours, v.reference_outputs(path, artifact.metadata, sets), artifact.metadata)[0] == 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="stm32f746")
@@ -41,13 +53,16 @@ def main() -> None:
         tflm = tflm_arena_bytes(str(path))["total"]
         tvm_default = tvm_plan_bytes(artifact.modules["imported"])
         result = verify(str(path), inputs=args.inputs)
-        rows.append((path.stem, memory, tflm, tvm_default, result.bit_exact, build_seconds))
+        patched = tvm_tinyml.build(str(path), target=args.target, patch="auto")
+        rows.append((path.stem, memory, tflm, tvm_default, result.bit_exact and _patched_exact(str(path), args.inputs), build_seconds, patched.memory))
     print(f"\nTarget {args.target}; bytes. Ratios are peak / the column named.\n")
-    print("| model | peak | lower bound | classic bound | TFLM arena | TVM default | peak/lower | peak/classic | peak/TFLM | peak/TVM | planning s | bit-exact vs TFLM |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for name, m, tflm, tvm_default, exact, _ in rows:
+    print("| model | peak | patched peak | patch plan | MAC overhead | lower bound | classic bound | TFLM arena | TVM default | peak/lower | peak/classic | peak/TFLM | peak/TVM | planning s | bit-exact vs TFLM |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for name, m, tflm, tvm_default, exact, _, p in rows:
+        plan = "none" if p.patch is None else f"layers {p.patch['start']}..{p.patch['split'] - 1}, {p.patch['grid'][0]}x{p.patch['grid'][1]}"
+        overhead = "-" if p.patch is None else f"{p.patch['mac_overhead']:.1%}"
         print(
-            f"| {name} | {m.peak_bytes:,} | {m.lower_bound_bytes:,} | {m.classic_bound_bytes:,} | {tflm:,} | {tvm_default:,} "
+            f"| {name} | {m.peak_bytes:,} | {p.peak_bytes:,} | {plan} | {overhead} | {m.lower_bound_bytes:,} | {m.classic_bound_bytes:,} | {tflm:,} | {tvm_default:,} "
             f"| {m.peak_bytes / m.lower_bound_bytes:.3f} | {m.peak_bytes / m.classic_bound_bytes:.2f} | {m.peak_bytes / tflm:.2f} "
             f"| {m.peak_bytes / tvm_default:.2f} | {m.planning_seconds:.2f} | {'yes' if exact else 'NO'} ({args.inputs} inputs) |"
         )

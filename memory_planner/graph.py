@@ -46,6 +46,8 @@ class Graph:
     ops: list[OpCall] = field(default_factory=list)
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    # Extra ordering: op index -> op indices that must run before it (a patch loop runs in graph order).
+    after: dict[int, set[int]] = field(default_factory=dict)
 
     def storage(self, name: str) -> str:
         """The tensor whose bytes `name` occupies (following reshape aliases)."""

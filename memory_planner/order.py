@@ -14,7 +14,10 @@ from memory_planner.graph import Graph
 def dependencies(graph: Graph) -> list[set[int]]:
     """For each op, the ops producing its inputs."""
     producer = {graph.storage(o): i for i, op in enumerate(graph.ops) for o in op.outputs}
-    return [{producer[graph.storage(t)] for t in op.inputs if graph.storage(t) in producer} for op in graph.ops]
+    deps = [{producer[graph.storage(t)] for t in op.inputs if graph.storage(t) in producer} for op in graph.ops]
+    for op, before in graph.after.items():
+        deps[op] |= set(before)
+    return deps
 
 
 def topological_orders(deps: list[set[int]], limit: int) -> Iterator[list[int]]:

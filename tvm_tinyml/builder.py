@@ -15,11 +15,13 @@ from memory_planner import plan as plan_arena
 from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
 from memory_planner.placement import conflicts
+from schedules.tuning_log import apply_history_best
 from relax_passes import InplaceDepthwise, QuantizeRealize
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
 from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.lower import Lowered, lower
+from tvm_tinyml.patch_plan import parse_patch, plan_patches
 from tvm_tinyml.targets import McuTarget, get_target
 from tvm_tinyml.tvm_plan import tvm_offsets
 
@@ -43,6 +45,8 @@ class MemoryReport:
     planner: str
     planning_seconds: float
     tensors: list[dict] = field(default_factory=list)
+    patch: dict | None = None  # {"start", "split", "grid": [n, m], "mac_overhead"} or None (no patch)
+    unpatched_peak_bytes: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,12 +59,21 @@ class MemoryReport:
             f"  lower bound: {self.lower_bound_bytes:>11,} B (classic bound of the model's graph: {self.classic_bound_bytes:,} B)",
             f"  weights (flash): {self.flash_bytes:>7,} B of {self.flash_bytes_available:,} B",
             f"  planner: {self.planner} ({self.planning_seconds:.2f} s)",
+            f"  patches: {_patch_text(self.patch, self.unpatched_peak_bytes)}",
             "",
             f"  {'tensor':<8} {'op':<26} {'offset':>8} {'bytes':>8}  live",
         ]
         for t in self.tensors:
             lines.append(f"  {t['name']:<8} {t['op']:<26} {t['offset']:>8} {t['bytes']:>8}  {t['first']}..{t['last']}")
         return "\n".join(lines)
+
+
+def _patch_text(patch: dict | None, unpatched: int | None) -> str:
+    if patch is None:
+        return "none" + (f" (unpatched peak {unpatched:,} B)" if unpatched is not None else "")
+    start, split, (n, m) = patch["start"], patch["split"], patch["grid"]
+    layers = f"layers {start}..{split - 1}" if start else f"first {split} layers"
+    return f"{layers} in {n}x{m} patches, +{patch['mac_overhead']:.1%} MACs (unpatched peak {unpatched:,} B)"
 
 
 def _io_quant(info: list) -> list[IOQuant]:
@@ -70,8 +83,9 @@ def _io_quant(info: list) -> list[IOQuant]:
 
 def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan, source_bound: int | None) -> MemoryReport:
     graph = lowered.graph
-    producer = {op.outputs[0]: op.op for op in graph.ops}
+    producer = {op.outputs[0]: ("patch " if op.attrs.get("patch") else "") + op.op for op in graph.ops}
     producer.update({scratch: "scratch" for op in graph.ops for scratch in op.outputs[1:]})
+    producer.update({op.inputs[0]: "patch stage" for op in graph.ops if op.op == "patch_place_inplace"})
     tensors = [
         {
             "name": req.name,
@@ -150,15 +164,17 @@ def build(
     target: str = "stm32f746",
     *,
     tuning_log: str | None = None,
-    patch: str = "off",
+    patch="off",
     memory_planner: str = "tinyml",
     float_io: bool = False,
+    patch_mac_overhead: float = 0.20,
 ) -> Artifact:
     """Compile an int8 model (path to .tflite/.onnx, or a Relax IRModule) into standalone C."""
-    if tuning_log is not None:
-        raise TinyMLError("tuning logs are not supported yet (autotuning lands with `tvm-tinyml tune`)")
-    if patch != "off":
-        raise TinyMLError("patch-based inference is not supported yet; use patch='off'")
+    if tuning_log is not None and not os.path.isfile(tuning_log):
+        raise TinyMLError(f"tuning log {tuning_log} does not exist (write one with `tvm-tinyml tune`)")
+    patch = parse_patch(patch)
+    if patch != "off" and memory_planner != "tinyml":
+        raise TinyMLError("patch-based inference needs memory_planner='tinyml'")
     if memory_planner not in ("tinyml", "tvm"):
         raise TinyMLError(f"unknown memory planner {memory_planner!r}; available: tinyml, tvm")
     mcu = get_target(target)
@@ -167,10 +183,18 @@ def build(
         integer = QuantizeRealize(float_io=float_io)(mod)
         if memory_planner == "tinyml":
             integer = InplaceDepthwise()(integer)
-    lowered = lower(integer)
-    plan = plan_arena(lowered.graph) if memory_planner == "tinyml" else _tvm_plan(integer, lowered.graph)
+    patched = None
+    if memory_planner == "tinyml":
+        patched = plan_patches(integer, patch, max_mac_overhead=patch_mac_overhead)
+        integer, lowered, plan = patched.module, patched.lowered, patched.plan
+    else:
+        lowered = lower(integer)
+        plan = _tvm_plan(integer, lowered.graph)
     source_bound = frontend.source_classic_bound(info.path) if info.format == "tflite" else None
     memory = _memory_report(info.name, mcu, lowered, plan, source_bound)
+    if patched is not None:
+        memory.patch = patched.choice.to_dict() if patched.choice else None
+        memory.unpatched_peak_bytes = patched.unpatched_peak_bytes
     if memory.arena_bytes > mcu.sram_bytes or memory.flash_bytes > mcu.flash_bytes:
         raise TinyMLError(
             f"{info.name} does not fit {mcu.name}: arena {memory.arena_bytes:,} B (SRAM {mcu.sram_bytes:,} B), "
@@ -188,8 +212,10 @@ def build(
         "kernels": sorted(lowered.kernels),
         "macs": _macs(graph),
         "layers": [op.op for op in graph.ops],
+        "patch": memory.patch,
     }
-    sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
+    with apply_history_best(tuning_log):  # tuned configs per workload; untuned kernels keep their defaults
+        sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
     return Artifact(info.name, mcu, sources, memory, metadata, plan, graph, {"imported": mod, "integer": integer})
 
 

@@ -15,10 +15,19 @@ from tvm_tinyml.targets import TARGETS
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+def _build_options(args: argparse.Namespace) -> dict:
+    """`build` keyword options given on the command line."""
+    options = {"patch": args.patch, "patch_mac_overhead": args.patch_mac_overhead}
+    for name in ("float_io", "tuning_log"):
+        if getattr(args, name, None):
+            options[name] = getattr(args, name)
+    return options
+
+
 def _cmd_compile(args: argparse.Namespace) -> int:
     from tvm_tinyml.builder import build
 
-    artifact = build(args.model, target=args.target, float_io=args.float_io)
+    artifact = build(args.model, target=args.target, **_build_options(args))
     out = artifact.export(args.output)
     memory = artifact.memory
     print(f"wrote {', '.join(sorted(artifact.sources))} to {out}")
@@ -29,7 +38,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from tvm_tinyml.verify import verify
 
-    result = verify(args.model, target=args.target, inputs=args.inputs, seed=args.seed, float_io=args.float_io)
+    result = verify(args.model, target=args.target, inputs=args.inputs, seed=args.seed, **_build_options(args))
     verdict = "bit-exact" if result.bit_exact else f"max |diff| {result.max_abs_diff} (tolerance {result.tolerance})"
     print(
         f"{result.model}: {result.inputs} random inputs vs {result.reference}: {verdict}; "
@@ -46,7 +55,7 @@ def _cmd_memory(args: argparse.Namespace) -> int:
     from tvm_tinyml.reference import tflm_arena_bytes
     from tvm_tinyml.tvm_plan import tvm_plan_bytes
 
-    artifact = build(args.model, target=args.target, float_io=args.float_io)
+    artifact = build(args.model, target=args.target, **_build_options(args))
     memory = artifact.memory
     if args.plot:
         from tvm_tinyml.plot import plot_arena
@@ -68,9 +77,7 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tvm_tinyml.run import run_on_board
 
-    result = run_on_board(
-        args.model, args.board, inputs=args.inputs, seed=args.seed, serial=args.serial, tuning_log=args.tuning_log
-    )
+    result = run_on_board(args.model, args.board, inputs=args.inputs, seed=args.seed, serial=args.serial, **_build_options(args))
     print(result.summary())
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -114,9 +121,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
     p.add_argument("--inputs", type=int, default=5, help="number of random inputs (default 5)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tuning-log", help="tuning log to build with")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_run)
+
+    for name, command in sub.choices.items():
+        command.add_argument(
+            "--patch", default="off", metavar="auto|off|K,N",
+            help="patch-based inference: auto, off (default), or K,N = the first K layers in NxN patches (also K,NxM)",
+        )
+        command.add_argument(
+            "--patch-mac-overhead", type=float, default=0.20, metavar="X",
+            help="with --patch auto: the most extra MACs allowed (default 0.20 = 20%%)",
+        )
+        if name in ("compile", "run", "verify"):
+            command.add_argument("--tuning-log", metavar="F", help="tuning log (from `tvm-tinyml tune`) to build with")
     return parser
 
 

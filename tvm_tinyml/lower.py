@@ -40,6 +40,8 @@ def _tensor_type(ty) -> tuple[tuple[int, ...], str]:
 def _op_call(graph: Graph, func: tirx.PrimFunc, kernel: str, inputs: tuple[str, ...], outputs: tuple[str, ...]) -> OpCall:
     """The call, with its kernel parameters and how its output may overlap each input."""
     op = str(func.attrs.get("tinyml.op", kernel))
+    if op in ("patch_conv2d", "patch_depthwise_conv2d"):  # PatchFusion's window kernels: plain convs with pads 0
+        op = op[len("patch_"):]
     attrs = json.loads(str(func.attrs.get("tinyml.attrs", "{}")))
     shapes = [graph.tensors[t].shape for t in inputs]
     out = graph.tensors[outputs[0]]
@@ -47,6 +49,8 @@ def _op_call(graph: Graph, func: tirx.PrimFunc, kernel: str, inputs: tuple[str, 
         max_overlap_delta(op, attrs, i, shapes, np.dtype(graph.tensors[t].dtype).itemsize, out.shape, np.dtype(out.dtype).itemsize)
         for i, t in enumerate(inputs)
     )
+    if attrs.get("full_input"):  # a patch kernel reading its window of a whole tensor at a runtime origin
+        overlap = (None,) * len(inputs)
     inplace = (0,) if op.endswith("_inplace") else ()
     return OpCall(kernel, op, inputs, outputs, overlap, inplace, attrs)
 
@@ -59,6 +63,7 @@ def lower(mod: tvm.IRModule) -> Lowered:
     kernels: dict[str, tirx.PrimFunc] = {}
     names: dict = {}
     tuples: dict = {}
+    const_names: dict = {}
 
     def add_tensor(ty, alias_of: str | None = None) -> str:
         shape, dtype = _tensor_type(ty)
@@ -72,9 +77,12 @@ def lower(mod: tvm.IRModule) -> Lowered:
 
     def arg_name(expr) -> str:
         if isinstance(expr, tvm.ir.expr.Constant):
+            if expr in const_names:  # one weight array for a constant several calls share (patches)
+                return const_names[expr]
             data = expr.value.numpy()
             name = f"c{len(constants)}"
             constants[name] = data
+            const_names[expr] = name
             graph.tensors[name] = Tensor(name, data.shape, str(data.dtype), data.nbytes, const=True)
             return name
         return names[expr]
@@ -92,6 +100,8 @@ def lower(mod: tvm.IRModule) -> Lowered:
                 add_var(var, alias_of=names[value])
             elif isinstance(value, relax.TupleGetItem):
                 add_var(var, alias_of=tuples[value.tuple_value][value.index])
+            elif isinstance(value, Call) and value.op.name == "relax.zeros":
+                add_var(var)  # storage only (PatchFusion's stage tensor): the patches write every element
             elif isinstance(value, Call) and value.op.name == "relax.reshape":
                 add_var(var, alias_of=names[value.args[0]])
             elif isinstance(value, Call) and value.op.name == "relax.call_tir":
@@ -107,6 +117,9 @@ def lower(mod: tvm.IRModule) -> Lowered:
                 graph.ops.append(_op_call(graph, mod[gvar], kernel, inputs, outputs))
             else:
                 raise UnsupportedOperatorError(f"cannot lower {value} to a kernel call")
+    for i in range(1, len(graph.ops)):  # a patch loop runs patch by patch, as the graph lists it
+        if graph.ops[i].attrs.get("patch") and graph.ops[i - 1].attrs.get("patch"):
+            graph.after[i] = {i - 1}
     result = func.body.body
     if isinstance(result, relax.Tuple):
         graph.outputs = [names[f] for f in result.fields]

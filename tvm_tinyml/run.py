@@ -137,13 +137,14 @@ def run_on_board(
     inputs: int = 5,
     seed: int = 0,
     serial: str | None = None,
-    tuning_log: str | None = None,
     timeout_sec: float = DEFAULT_TIMEOUT_SEC,
+    **build_options,
 ) -> RunResult:
-    """Build `model` for `board`, run `inputs` seeded random inputs on it, compare with the reference."""
+    """Build `model` for `board` (with `build`'s keyword options: tuning_log, patch, ...), run
+    `inputs` seeded random inputs on it, compare with the reference."""
     if board not in BOARD_TARGETS:
         raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
-    artifact = build(model, target=BOARD_TARGETS[board], tuning_log=tuning_log)
+    artifact = build(model, target=BOARD_TARGETS[board], **build_options)
     meta = artifact.metadata
     input_sets = random_inputs(artifact, inputs, seed)
     options = {"serial_port": serial} if serial else {}

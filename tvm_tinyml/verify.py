@@ -94,9 +94,10 @@ def compare(our_outputs: list[list[np.ndarray]], ref_outputs: list[list[np.ndarr
     return max_diff, mismatched
 
 
-def verify(model_path: str, target: str = "host", inputs: int = 20, seed: int = 0, float_io: bool = False) -> VerifyResult:
-    """Build `model_path` for `target`, run it on the host and the reference, compare."""
-    artifact = build(model_path, target=target, float_io=float_io)
+def verify(model_path: str, target: str = "host", inputs: int = 20, seed: int = 0, **build_options) -> VerifyResult:
+    """Build `model_path` for `target` (with `build`'s keyword options), run it on the host and the
+    reference, compare."""
+    artifact = build(model_path, target=target, **build_options)
     meta = artifact.metadata
     fmt = meta["format"]
     input_sets = random_inputs(artifact, inputs, seed)

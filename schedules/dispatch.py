@@ -1,0 +1,58 @@
+"""Which schedule a kernel gets when the model's C is generated.
+
+The code generator calls `schedule_for(func)`. By default a tunable kernel gets its template's
+default config (SIMD micro-kernels) and every other kernel `default_schedule`. Inside
+`with apply_history_best(log):` (schedules.tuning_log) a tuned workload gets the best config
+measured for it; inside `with use_configs({...})` explicit configs per workload key win; inside
+`with use_default_schedules():` every kernel gets the plain TE default schedule (the untuned
+baseline the tuner compares against).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from tvm import tirx
+
+from schedules.default import default_schedule
+from schedules.space import Scheduled, schedule_kernel, workload_key
+
+_STATE = threading.local()
+
+
+def _stack() -> list:
+    if not hasattr(_STATE, "stack"):
+        _STATE.stack = []
+    return _STATE.stack
+
+
+@contextlib.contextmanager
+def use_configs(configs: dict[str, dict]):
+    """Schedule the workloads named in `configs` (workload key -> config) with those configs."""
+    _stack().append(("configs", configs))
+    try:
+        yield
+    finally:
+        _stack().pop()
+
+
+@contextlib.contextmanager
+def use_default_schedules():
+    """Schedule every kernel with schedules.default.default_schedule (no SIMD templates)."""
+    _stack().append(("default", None))
+    try:
+        yield
+    finally:
+        _stack().pop()
+
+
+def schedule_for(func: tirx.PrimFunc) -> Scheduled:
+    """The scheduled kernel for the innermost active dispatch context."""
+    for kind, value in reversed(_stack()):
+        if kind == "default":
+            return Scheduled(default_schedule(func))
+        key = workload_key(func)
+        if key is not None and key in value:
+            return schedule_kernel(func, value[key])
+    return schedule_kernel(func, None)

@@ -1,0 +1,139 @@
+"""Knob spaces of the tunable kernels, workload keys, and scheduling a kernel with a config.
+
+A *workload* is what decides a kernel's speed: its kind, buffer shapes, strides, pads and
+dilation (zero points and activation ranges do not), so identical layers of a model, or of
+several models, share one tuning task. A *config* is a dict of knob values; `space(kind, ...)`
+lists every config of a workload and `default_config` the one used untuned.
+
+`schedule_kernel(func, config)` returns the scheduled PrimFunc and, for the parameters whose
+layout the schedule changes (weights), a numpy transform the code generator applies to the
+constant it passes there. Kernels without a template (pooling, elementwise, NCHW layouts...)
+keep `schedules.default.default_schedule`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+from tvm import tirx
+
+from schedules import conv2d as conv_t
+from schedules import depthwise as dw_t
+from schedules.default import default_schedule
+
+TUNABLE = ("conv2d", "dense", "depthwise_conv2d", "depthwise_conv2d_inplace")
+
+_KNOBS = {
+    "conv2d": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1], "unroll": [1, 2]},
+    "dense": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1], "unroll": [1, 2]},
+    "depthwise_conv2d": {"simd": [0, 1]},
+    "depthwise_conv2d_inplace": {"simd": [0, 1]},
+}
+_DEFAULTS = {
+    "conv2d": {"tile_m": 2, "tile_n": 2, "simd": 1, "unroll": 1},
+    "dense": {"tile_m": 1, "tile_n": 2, "simd": 1, "unroll": 1},
+    "depthwise_conv2d": {"simd": 1},
+    "depthwise_conv2d_inplace": {"simd": 1},
+}
+
+
+@dataclass
+class Scheduled:
+    """A scheduled kernel and the layout transforms of its constant parameters (by index)."""
+
+    func: tirx.PrimFunc
+    transforms: dict[int, Callable[[np.ndarray], np.ndarray]] = field(default_factory=dict)
+    templated: bool = False
+
+
+def kernel_info(func: tirx.PrimFunc) -> tuple[str, dict, list[tuple[int, ...]]]:
+    """(op kind, kernel attrs, parameter buffer shapes) of a kernel from schedules.qnn_compute."""
+    op = str(func.attrs.get("tinyml.op", "")) if func.attrs is not None else ""
+    attrs = json.loads(str(func.attrs.get("tinyml.attrs", "{}"))) if func.attrs is not None else {}
+    shapes = [tuple(int(d) for d in p.shape) for p in func.params]
+    return op, attrs, shapes
+
+
+def supported(op: str, attrs: dict, shapes: list) -> bool:
+    """Whether the templates cover this kernel (else it keeps the default schedule)."""
+    if op not in TUNABLE or attrs.get("patch"):
+        return False
+    if op == "dense":
+        return len(shapes) == 6
+    if attrs.get("layout", "NHWC") != "NHWC":
+        return False
+    if op == "depthwise_conv2d_inplace":
+        return len(shapes) == 7
+    if tuple(attrs.get("dilation", (1, 1))) != (1, 1):
+        return False
+    if op == "depthwise_conv2d":
+        return shapes[1][2] == shapes[0][3]
+    return len(shapes) == 6
+
+
+def workload_key(func: tirx.PrimFunc) -> str | None:
+    """A string naming the kernel's workload, or None when it is not tunable."""
+    op, attrs, shapes = kernel_info(func)
+    if not supported(op, attrs, shapes):
+        return None
+    geometry = {k: attrs[k] for k in ("strides", "pads", "dilation") if k in attrs}
+    return json.dumps({"op": op, "shapes": shapes, **geometry}, sort_keys=True, separators=(",", ":"))
+
+
+def knobs(op: str) -> dict[str, list]:
+    return _KNOBS[op]
+
+
+def space(op: str) -> list[dict]:
+    """Every config of kind `op`, in a fixed order."""
+    names = list(_KNOBS[op])
+    return [dict(zip(names, values)) for values in itertools.product(*(_KNOBS[op][n] for n in names))]
+
+
+def default_config(op: str) -> dict:
+    return dict(_DEFAULTS[op])
+
+
+def config_key(config: dict) -> str:
+    return json.dumps(config, sort_keys=True, separators=(",", ":"))
+
+
+def features(op: str, config: dict, key: str | None = None) -> list[float]:
+    """Numeric features of a (workload, config) for the cost model: knob values + workload sizes."""
+    values = [float(config[k]) for k in _KNOBS[op]]
+    if key is not None:
+        shapes = json.loads(key)["shapes"]
+        values += [float(np.log2(1 + int(np.prod(s)))) for s in shapes[:2]]
+    return values
+
+
+def schedule_kernel(func: tirx.PrimFunc, config: dict | None = None) -> Scheduled:
+    """The kernel scheduled with `config` (None: the template's default; not tunable: default_schedule)."""
+    op, attrs, shapes = kernel_info(func)
+    if not supported(op, attrs, shapes):
+        return Scheduled(default_schedule(func))
+    cfg = {**default_config(op), **(config or {})}
+    geometry = {k: attrs[k] for k in ("strides", "pads", "dilation", "in_zp", "out_zp", "act_min", "act_max") if k in attrs}
+    if op == "conv2d":
+        new = conv_t.conv2d_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
+        return Scheduled(_keep_attrs(new, func), {1: conv_t.weight_transform_hwio_to_ohwi}, True)
+    if op == "dense":
+        new = conv_t.dense(shapes[0], shapes[1], **geometry, **cfg)
+        return Scheduled(_keep_attrs(new, func), {}, True)
+    if op == "depthwise_conv2d":
+        new = dw_t.depthwise_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
+        transform = dw_t.weight_transform_grouped if cfg["simd"] else dw_t.weight_transform_int16
+        return Scheduled(_keep_attrs(new, func), {1: transform}, True)
+    new = dw_t.depthwise_inplace_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
+    return Scheduled(_keep_attrs(new, func), {1: dw_t.weight_transform_int16}, True)
+
+
+def _keep_attrs(new: tirx.PrimFunc, old: tirx.PrimFunc) -> tirx.PrimFunc:
+    for k in ("tinyml.op", "tinyml.attrs"):
+        if old.attrs is not None and k in old.attrs:
+            new = new.with_attr(k, old.attrs[k])
+    return new
