@@ -11,7 +11,7 @@ from tvm import relax
 
 import tvm_tinyml
 from conftest import MODELS
-from relax_passes import InplaceDepthwise, QuantizeRealize
+from relax_passes import QuantizeRealize
 from relax_passes.patch_fusion import PatchFusion, patch_origins
 from replay import kernel_trace, overlap_is_safe
 from test_memory_planner import assert_plan_is_legal

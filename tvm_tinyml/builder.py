@@ -11,7 +11,6 @@ import numpy as np
 import tvm
 
 from memory_planner import Graph, Plan
-from memory_planner import plan as plan_arena
 from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
 from memory_planner.placement import conflicts
@@ -81,7 +80,9 @@ def _io_quant(info: list) -> list[IOQuant]:
     return [IOQuant(t.quant_scale, t.quant_zero_point) for t in info]
 
 
-def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan, source_bound: int | None) -> MemoryReport:
+def _memory_report(
+    name: str, target: McuTarget, lowered: Lowered, plan: Plan, source_bound: int | None, weights_bytes: int
+) -> MemoryReport:
     graph = lowered.graph
     producer = {op.outputs[0]: ("patch " if op.attrs.get("patch") else "") + op.op for op in graph.ops}
     producer.update({scratch: "scratch" for op in graph.ops for scratch in op.outputs[1:]})
@@ -97,7 +98,6 @@ def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan, s
         }
         for req in sorted(plan.requirements, key=lambda r: (r.first, r.name))
     ]
-    flash = sum(int(data.nbytes) for data in lowered.constants.values())
     return MemoryReport(
         model=name,
         target=target.name,
@@ -106,7 +106,7 @@ def _memory_report(name: str, target: McuTarget, lowered: Lowered, plan: Plan, s
         lower_bound_bytes=plan.lower_bound,
         classic_bound_bytes=source_bound if source_bound is not None else plan.classic_bound,
         compiled_classic_bound_bytes=plan.classic_bound,
-        flash_bytes=flash,
+        flash_bytes=weights_bytes,
         sram_bytes_available=target.sram_bytes,
         flash_bytes_available=target.flash_bytes,
         planner=plan.method,
@@ -190,8 +190,10 @@ def build(
     else:
         lowered = lower(integer)
         plan = _tvm_plan(integer, lowered.graph)
+    with apply_history_best(tuning_log):  # tuned configs per workload; untuned kernels keep their defaults
+        generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
     source_bound = frontend.source_classic_bound(info.path) if info.format == "tflite" else None
-    memory = _memory_report(info.name, mcu, lowered, plan, source_bound)
+    memory = _memory_report(info.name, mcu, lowered, plan, source_bound, generated.weights_bytes)
     if patched is not None:
         memory.patch = patched.choice.to_dict() if patched.choice else None
         memory.unpatched_peak_bytes = patched.unpatched_peak_bytes
@@ -214,9 +216,7 @@ def build(
         "layers": [op.op for op in graph.ops],
         "patch": memory.patch,
     }
-    with apply_history_best(tuning_log):  # tuned configs per workload; untuned kernels keep their defaults
-        sources = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs)).files
-    return Artifact(info.name, mcu, sources, memory, metadata, plan, graph, {"imported": mod, "integer": integer})
+    return Artifact(info.name, mcu, generated.files, memory, metadata, plan, graph, {"imported": mod, "integer": integer})
 
 
 def _tvm_plan(integer: tvm.IRModule, graph: Graph) -> Plan:

@@ -1,4 +1,4 @@
-"""`tvm-tinyml` command line: compile, verify, memory, run.
+"""`tvm-tinyml` command line: compile, verify, memory, run, tune.
 
 Exit codes: 0 success, 1 a failed check (verify mismatch), 2 bad input (one line on stderr).
 """
@@ -84,6 +84,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from tvm_tinyml.tune import tune
+
+    result = tune(args.model, args.board, trials=args.trials, log_path=args.log, tuner=args.tuner, progress=True)
+    print(
+        f"{result.model} on {result.board}: {result.trials} trials over {result.tasks} tasks; cycles per inference "
+        f"{result.default_cycles:,} (default schedules) -> {result.tuned_cycles:,} (tuned); log {args.log}"
+    )
+    if args.json:
+        print(json.dumps(result.to_json()))
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,7 +137,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("tune", help="autotune the model's kernels on a board; append every measurement to a log")
+    p.add_argument("model")
+    p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746"])
+    p.add_argument("--trials", type=int, default=300, help="measurements in all, counting those already in the log")
+    p.add_argument("--log", required=True, metavar="F", help="tuning log (JSON lines; appended; resumed)")
+    p.add_argument("--tuner", default="xgb", choices=["xgb", "random", "grid"])
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=_cmd_tune)
+
     for name, command in sub.choices.items():
+        if name == "tune":
+            continue
         command.add_argument(
             "--patch", default="off", metavar="auto|off|K,N",
             help="patch-based inference: auto, off (default), or K,N = the first K layers in NxN patches (also K,NxM)",

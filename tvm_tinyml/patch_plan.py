@@ -11,7 +11,6 @@ lowest arena wins (ties: fewer MACs).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np

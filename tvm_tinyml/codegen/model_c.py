@@ -39,6 +39,7 @@ class ModelSources:
     """Generated files: name -> text."""
 
     files: dict[str, str]
+    weights_bytes: int  # const data written to flash (weights in the layouts the kernels use, tables)
 
 
 def _literal(value) -> str:
@@ -99,10 +100,8 @@ def generate(name: str, lowered: Lowered, plan: Plan, inputs: list[IOQuant], out
         source += [f"/* ---- {SIMD_HEADER} ---- */", (RUNTIME_DIR / SIMD_HEADER).read_text()]
     source += ["/* ---- weights (flash) ---- */"]
     loops = PatchLoops(name, graph, plan, constant_names, lowered.constants)
-    source += [
-        _array(constant_names[c], relayout[c](data) if c in relayout else data)
-        for c, data in lowered.constants.items() if c not in loops.loop_constants
-    ]
+    weights = {c: relayout[c](data) if c in relayout else data for c, data in lowered.constants.items() if c not in loops.loop_constants}
+    source += [_array(constant_names[c], data) for c, data in weights.items()]
     source += ["/* ---- kernels ---- */"]
     layers: dict[str, list[str]] = {}
     for index, op in enumerate(graph.ops):
@@ -159,4 +158,6 @@ def generate(name: str, lowered: Lowered, plan: Plan, inputs: list[IOQuant], out
         f"#endif /* {guard} */",
         "",
     ]
-    return ModelSources({f"{name}.c": "\n".join(source), f"{name}.h": "\n".join(header)})
+    weights_bytes = sum(int(data.nbytes) for data in weights.values())
+    weights_bytes += sum(int(lowered.constants[c].nbytes) for c in loops.loop_constants)  # patch origins
+    return ModelSources({f"{name}.c": "\n".join(source), f"{name}.h": "\n".join(header)}, weights_bytes)
