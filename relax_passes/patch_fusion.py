@@ -213,7 +213,7 @@ class _Patcher(relax.PyExprMutator):
             attrs = json.loads(str(self.mod[binding.value.args[0]].attrs["tinyml.attrs"]))
             args = list(binding.value.args[1].fields[1:5])
             consts.append(args)
-            win_in, win_out = windows[0][j], windows[0][j + 1]
+            win_in = windows[0][j]
             full = j == 0
             attrs.update(
                 pads=[0, 0, 0, 0], window_hw=list(win_in.size), image_hw=list(layer.in_shape[1:3]),
