@@ -33,9 +33,12 @@ def lower_bound(requirements: list[BufferRequirement], overlaps: list[Overlap], 
     shared = [0] * (steps + 1)
     per_output: dict[tuple[int, str], int] = {}
     for o in overlaps:
-        step = by_name[o.output].first
-        key = (step, o.output)
-        per_output[key] = per_output.get(key, 0) + _max_shared(by_name[o.input].size, by_name[o.output].size, o.max_delta)
+        a, b = by_name[o.input], by_name[o.output]
+        # A streaming overlap shares bytes at the one step the input dies and the output is born;
+        # a loop-level one at every step both are alive.
+        for step in range(max(a.first, b.first), min(a.last, b.last) + 1):
+            key = (step, o.output)
+            per_output[key] = per_output.get(key, 0) + _max_shared(a.size, b.size, o.max_delta)
     for (step, output), total in per_output.items():
         shared[step] += min(total, by_name[output].size)
     return max((b - s for b, s in zip(live, shared)), default=0)

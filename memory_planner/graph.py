@@ -38,6 +38,17 @@ class OpCall:
     attrs: dict = field(default_factory=dict, compare=False, hash=False)
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """`output` may overlap `input` when `min_delta <= offset(output) - offset(input) <= max_delta`
+    (`min_delta` None: no lower limit)."""
+
+    input: str
+    output: str
+    max_delta: int
+    min_delta: int | None = None
+
+
 @dataclass
 class Graph:
     """Kernel calls in a valid execution order over named tensors; `inputs`/`outputs` are the model's."""
@@ -48,6 +59,10 @@ class Graph:
     outputs: list[str] = field(default_factory=list)
     # Extra ordering: op index -> op indices that must run before it (a patch loop runs in graph order).
     after: dict[int, set[int]] = field(default_factory=dict)
+    # Overlaps between storage roots that hold for as long as both are alive, not just where one
+    # dies and the other is born: a patch loop's stage tensor over the bytes of the loop's input
+    # that no later patch reads (`tvm_tinyml.lower.patch_loop_overlaps`).
+    loop_overlaps: list[Overlap] = field(default_factory=list)
 
     def storage(self, name: str) -> str:
         """The tensor whose bytes `name` occupies (following reshape aliases)."""
@@ -64,17 +79,6 @@ class BufferRequirement:
     size: int
     first: int
     last: int
-
-
-@dataclass(frozen=True)
-class Overlap:
-    """`output` may overlap `input` when `min_delta <= offset(output) - offset(input) <= max_delta`
-    (`min_delta` None: no lower limit)."""
-
-    input: str
-    output: str
-    max_delta: int
-    min_delta: int | None = None
 
 
 @dataclass

@@ -44,4 +44,9 @@ def usable_overlaps(graph: Graph, order: list[int], requirements: list[BufferReq
                 continue
             if by_name[source].last == step and by_name[output].first == step:
                 overlaps.append(Overlap(source, output, rule.max_delta, rule.min_delta))
+    # Loop-level overlaps hold whenever both buffers are alive (the loop's order is fixed by `graph.after`).
+    for o in graph.loop_overlaps:
+        a, b = by_name.get(o.input), by_name.get(o.output)
+        if a is not None and b is not None and a.first <= b.last and b.first <= a.last:
+            overlaps.append(o)
     return overlaps

@@ -13,8 +13,15 @@ from memory_planner.graph import Graph
 
 def dependencies(graph: Graph) -> list[set[int]]:
     """For each op, the ops producing its inputs."""
-    producer = {graph.storage(o): i for i, op in enumerate(graph.ops) for o in op.outputs}
-    deps = [{producer[graph.storage(t)] for t in op.inputs if graph.storage(t) in producer} for op in graph.ops]
+    producer = {o: i for i, op in enumerate(graph.ops) for o in op.outputs}
+
+    def made_by(name: str) -> int | None:
+        # Follow aliases only until a tensor some op writes (an in-place output aliases its input).
+        while name not in producer and graph.tensors[name].alias_of is not None:
+            name = graph.tensors[name].alias_of
+        return producer.get(name)
+
+    deps = [{made_by(t) for t in op.inputs} - {None} for op in graph.ops]
     for op, before in graph.after.items():
         deps[op] |= set(before)
     return deps

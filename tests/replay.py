@@ -100,3 +100,64 @@ def overlap_is_safe(trace, delta: int, in_size: int) -> bool:
     inside = (target >= 0) & (target < in_size)
     overwritten[target[inside]] = write_step[inside]
     return bool(np.all(read_steps <= overwritten[read_index]))
+
+
+def arena_clobbers(graph, plan, constants, limit: int = 5) -> list[str]:
+    """Replay a whole plan byte by byte, kernel call after kernel call, in the plan's order.
+
+    Every arena byte remembers which (storage root, byte) last wrote it; a kernel reading a
+    byte of a tensor must find that tensor's own byte there. Written from the kernels'
+    semantics, independently of the planner's rules: a full-input patch kernel
+    (`attrs["full_input"]`) reads only its window (origin = its last, int32 [y, x] argument,
+    clipped to the image), `patch_place_inplace` writes only its patch's block into the stage
+    (its other stores put back the byte they load from the same buffer), every other kernel
+    reads and writes whole tensors. Within one call reads come first: streaming overlaps
+    inside a kernel are the business of `overlap_is_safe`. Returns the clashes found.
+    """
+    owner = np.full(plan.arena_bytes, -1, np.int64)
+    roots = sorted({graph.storage(t) for t in graph.tensors if not graph.tensors[t].const})
+    ids = {r: i for i, r in enumerate(roots)}
+    shift = 1 << 32
+
+    def span(t):
+        root = graph.storage(t)
+        base = plan.offsets[root]
+        return root, base, graph.tensors[t].nbytes
+
+    for t in graph.inputs:
+        root, base, size = span(t)
+        owner[base : base + size] = ids[root] * shift + np.arange(size)
+    problems = []
+    for index in plan.order:
+        op = graph.ops[index]
+        for i, t in enumerate(op.inputs):
+            if graph.tensors[t].const or (op.op == "patch_place_inplace" and i == 0):
+                continue
+            root, base, size = span(t)
+            item = size // int(np.prod(graph.tensors[t].shape))
+            if op.attrs.get("full_input") and i == 0:
+                _, h, w, c = graph.tensors[t].shape
+                oy, ox = (int(v) for v in constants[op.inputs[-1]].reshape(-1))
+                wh, ww = op.attrs["window_hw"]
+                ys = np.arange(max(oy, 0), min(oy + wh, h))
+                xs = np.arange(max(ox, 0), min(ox + ww, w))
+                elements = ((ys[:, None, None] * w + xs[None, :, None]) * c + np.arange(c)[None, None, :]).ravel()
+                k = (elements[:, None] * item + np.arange(item)[None, :]).ravel()
+            else:
+                k = np.arange(size)
+            bad = owner[base + k] != ids[root] * shift + k
+            if bad.any():
+                problems.append(f"{op.kernel} (op {index}) reads {t} byte {int(k[bad][0])}: overwritten")
+                if len(problems) >= limit:
+                    return problems
+        for t in op.outputs:
+            root, base, size = span(t)
+            if op.op == "patch_place_inplace":
+                _, h, w, c = graph.tensors[t].shape
+                _, ph, pw, _ = graph.tensors[op.inputs[1]].shape
+                oy, ox = (int(v) for v in constants[op.inputs[2]].reshape(-1))
+                k = ((np.arange(oy, oy + ph)[:, None, None] * w + np.arange(ox, ox + pw)[None, :, None]) * c + np.arange(c)[None, None, :]).ravel()
+            else:
+                k = np.arange(size)
+            owner[base + k] = ids[root] * shift + k
+    return problems

@@ -15,7 +15,7 @@ import tvm
 from tvm import relax, tirx
 from tvm.ir.expr import Call, Var
 
-from memory_planner import Graph, OpCall, Tensor
+from memory_planner import Graph, OpCall, Overlap, Tensor
 from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.overlap import max_overlap_delta
 
@@ -55,8 +55,12 @@ def _op_call(graph: Graph, func: tirx.PrimFunc, kernel: str, inputs: tuple[str, 
     return OpCall(kernel, op, inputs, outputs, overlap, inplace, attrs)
 
 
-def lower(mod: tvm.IRModule) -> Lowered:
-    """Turn the integer `main` of `mod` into a Graph."""
+def lower(mod: tvm.IRModule, loop_overlaps: bool = True) -> Lowered:
+    """Turn the integer `main` of `mod` into a Graph.
+
+    With `loop_overlaps`, a patch loop's stage is one buffer the places write in place, and
+    the loop offers `patch_loop_overlaps`; without, every place has an output of its own.
+    """
     func = mod["main"]
     graph = Graph()
     constants: dict[str, np.ndarray] = {}
@@ -112,6 +116,9 @@ def lower(mod: tvm.IRModule) -> Lowered:
                 if isinstance(var.ty, relax.TupleType):  # an output plus scratch
                     outputs = tuple(add_tensor(field) for field in var.ty.fields)
                     tuples[var] = list(outputs)
+                elif loop_overlaps and str(mod[gvar].attrs.get("tinyml.op", "")) == "patch_place_inplace":
+                    # writes its patch into the stage tensor's own bytes: one buffer for the whole loop
+                    outputs = (add_var(var, alias_of=inputs[0]),)
                 else:
                     outputs = (add_var(var),)
                 graph.ops.append(_op_call(graph, mod[gvar], kernel, inputs, outputs))
@@ -120,9 +127,83 @@ def lower(mod: tvm.IRModule) -> Lowered:
     for i in range(1, len(graph.ops)):  # a patch loop runs patch by patch, as the graph lists it
         if graph.ops[i].attrs.get("patch") and graph.ops[i - 1].attrs.get("patch"):
             graph.after[i] = {i - 1}
+    if loop_overlaps:
+        graph.loop_overlaps = patch_loop_overlaps(graph, constants)
     result = func.body.body
     if isinstance(result, relax.Tuple):
         graph.outputs = [names[f] for f in result.fields]
     else:
         graph.outputs = tuples.get(result, [names.get(result)])
     return Lowered(graph, kernels, constants)
+
+
+def patch_loop_overlaps(graph: Graph, constants: dict[str, np.ndarray]) -> list[Overlap]:
+    """How far a patch loop's stage tensor may overlap the whole tensor its patches read.
+
+    Patches run in graph order; patch q's first kernel reads a window of the loop's input X
+    (`full_input`), its `patch_place_inplace` then writes the patch's block into the stage S
+    (S is one buffer: every place writes in place). After patch p, S holds bytes up to
+    W[p] = the highest byte any place <= p wrote, and the patches after p still read X from
+    R[p] = their lowest byte on. Placing S `d` bytes after X is safe when every such written
+    byte lands below every byte still to read: d <= R[p] - W[p] - 1 for every p but the last
+    (after the last patch nobody reads X). The places' other stores put back the byte they
+    read (same buffer), and S is never zero-filled, so no other write lands on X.
+    Patch p's own buffers (the windows its kernels write, alive only within patch p) may sit
+    wholly below R'[p] = the lowest byte of X patches >= p read, and wholly above W[p] in S.
+    Offered only when the loop's patches are X's only readers and X is not a model output.
+    """
+    result = []
+    readers: dict[str, list[int]] = {}
+    for i, op in enumerate(graph.ops):
+        for t in op.inputs:
+            if not graph.tensors[t].const:
+                readers.setdefault(graph.storage(t), []).append(i)
+    outputs = {graph.storage(t) for t in graph.outputs if t is not None}
+    full = [i for i, op in enumerate(graph.ops) if op.attrs.get("full_input")]
+    places = [i for i, op in enumerate(graph.ops) if op.op == "patch_place_inplace"]
+    for source in sorted({graph.storage(graph.ops[i].inputs[0]) for i in full}):
+        loads = [i for i in full if graph.storage(graph.ops[i].inputs[0]) == source]
+        if sorted(set(readers.get(source, []))) != loads or source in outputs or len(loads) != len(places) or len(loads) < 2:
+            continue
+        stage = {graph.storage(graph.ops[i].outputs[0]) for i in places}
+        if len(stage) != 1 or any(not (a < b) for a, b in zip(loads, places)) or any(not (b < a) for a, b in zip(loads[1:], places)):
+            continue
+        x = graph.tensors[source]
+        reads = [_window_first_byte(graph, graph.ops[i], constants, x) for i in loads]
+        writes = [_block_last_byte(graph, graph.ops[i], constants) for i in places]
+        stage = stage.pop()
+        delta = min(min(reads[p + 1:]) - max(writes[: p + 1]) - 1 for p in range(len(loads) - 1))
+        if delta < 2**62:
+            result.append(Overlap(source, stage, int(delta)))
+        # Patch p's own buffers live within patch p: below every byte of X patches >= p read,
+        # and above every byte of S places <= p write (in S's still unwritten tail, or past it).
+        for p, (load, place) in enumerate(zip(loads, places)):
+            first_read, last_written = min(reads[p:]), max(writes[: p + 1])
+            roots = {graph.storage(t) for i in range(load, place) for t in graph.ops[i].outputs} - {source, stage}
+            for root in sorted(roots):
+                size = graph.tensors[root].nbytes
+                if first_read < 2**62:
+                    result.append(Overlap(source, root, int(first_read - size)))
+                result.append(Overlap(stage, root, graph.tensors[stage].nbytes, last_written + 1))
+    return result
+
+
+def _window_first_byte(graph: Graph, op: OpCall, constants: dict, x) -> int:
+    """Lowest byte of X a full-input patch kernel reads (its window clipped to the image)."""
+    oy, ox = (int(v) for v in constants[op.inputs[-1]].reshape(-1))
+    wh, ww = op.attrs["window_hw"]
+    ih, iw = op.attrs["image_hw"]
+    shape = graph.tensors[op.inputs[0]].shape
+    y0, x0, y1, x1 = max(oy, 0), max(ox, 0), min(oy + wh, ih), min(ox + ww, iw)
+    if y0 >= y1 or x0 >= x1:
+        return 2**63
+    return (y0 * iw + x0) * shape[3] * (x.nbytes // int(np.prod(x.shape)))
+
+
+def _block_last_byte(graph: Graph, op: OpCall, constants: dict) -> int:
+    """Highest byte of the stage a place writes (its patch block)."""
+    _, h, w, c = graph.tensors[op.outputs[0]].shape
+    _, ph, pw, _ = graph.tensors[op.inputs[1]].shape
+    py, px = (int(v) for v in constants[op.inputs[2]].reshape(-1))
+    itemsize = graph.tensors[op.outputs[0]].nbytes // (h * w * c)
+    return (((py + ph - 1) * w + px + pw - 1) * c + c) * itemsize - 1
