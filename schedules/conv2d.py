@@ -106,6 +106,27 @@ def conv2d_nhwc(
     pairs = ow // tile_m if tile_m > 1 else 0
     single_from = pairs * tile_m
 
+    @T.macro
+    def one_pixel(x, wf, o, bias, mult, shift, b, oy, ox, ky0, ky1):
+        """One output pixel, its window clipped in x: full channel tiles, then the remainder."""
+        kx0 = T.meta_var(T.max(0, left - ox * sw))
+        kx1 = T.meta_var(T.min(kw, w + left - ox * sw))
+        for t in range(full_tiles):
+            T.evaluate(T.call_extern(
+                "void", tile_one,
+                T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), 0, x_row,
+                T.address_of(wf[(t * tn) * wsz + ky0 * w_row + kx0 * ci]), wsz, w_row, ky1 - ky0, (kx1 - kx0) * ci, in_off,
+                T.address_of(bias[t * tn]), T.address_of(mult[t * tn]), T.address_of(shift[t * tn]),
+                T.address_of(o[((b * oh + oy) * ow + ox) * co + t * tn]), T.address_of(o[((b * oh + oy) * ow + ox) * co + t * tn]), out_zp, act_min, act_max))
+        for r in range(rem):
+            T.evaluate(T.call_extern(
+                "void", rem_one,
+                T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), 0, x_row,
+                T.address_of(wf[(full_tiles * tn + r) * wsz + ky0 * w_row + kx0 * ci]), wsz, w_row, ky1 - ky0, (kx1 - kx0) * ci, in_off,
+                T.address_of(bias[full_tiles * tn + r]), T.address_of(mult[full_tiles * tn + r]),
+                T.address_of(shift[full_tiles * tn + r]),
+                T.address_of(o[((b * oh + oy) * ow + ox) * co + full_tiles * tn + r]), T.address_of(o[((b * oh + oy) * ow + ox) * co + full_tiles * tn + r]), out_zp, act_min, act_max))
+
     @T.prim_func
     def conv2d_window(
         data: T.Buffer((n, h, w, ci), "int8"),
@@ -144,42 +165,9 @@ def conv2d_nhwc(
                         o[((b * oh + oy) * ow + xp * tile_m + 1) * co + c] = stage[c]
                 else:
                     for q in range(tile_m):
-                        ox = T.meta_var(xp * tile_m + q)
-                        kx0 = T.meta_var(T.max(0, left - ox * sw))
-                        kx1 = T.meta_var(T.min(kw, w + left - ox * sw))
-                        for t in range(full_tiles):
-                            T.evaluate(T.call_extern(
-                                "void", tile_one,
-                                T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), 0, x_row,
-                                T.address_of(wf[(t * tn) * wsz + ky0 * w_row + kx0 * ci]), wsz, w_row, ky1 - ky0, (kx1 - kx0) * ci, in_off,
-                                T.address_of(bias[t * tn]), T.address_of(mult[t * tn]), T.address_of(shift[t * tn]),
-                                T.address_of(o[((b * oh + oy) * ow + ox) * co + t * tn]), T.address_of(o[((b * oh + oy) * ow + ox) * co + t * tn]), out_zp, act_min, act_max))
-                        for r in range(rem):
-                            T.evaluate(T.call_extern(
-                                "void", rem_one,
-                                T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), 0, x_row,
-                                T.address_of(wf[(full_tiles * tn + r) * wsz + ky0 * w_row + kx0 * ci]), wsz, w_row, ky1 - ky0, (kx1 - kx0) * ci, in_off,
-                                T.address_of(bias[full_tiles * tn + r]), T.address_of(mult[full_tiles * tn + r]),
-                                T.address_of(shift[full_tiles * tn + r]),
-                                T.address_of(o[((b * oh + oy) * ow + ox) * co + full_tiles * tn + r]), T.address_of(o[((b * oh + oy) * ow + ox) * co + full_tiles * tn + r]), out_zp, act_min, act_max))
+                        one_pixel(x, wf, o, bias, mult, shift, b, oy, xp * tile_m + q, ky0, ky1)
             for ox in range(single_from, ow):
-                kx0 = T.meta_var(T.max(0, left - ox * sw))
-                kx1 = T.meta_var(T.min(kw, w + left - ox * sw))
-                for t in range(full_tiles):
-                    T.evaluate(T.call_extern(
-                        "void", tile_one,
-                        T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), 0, x_row,
-                        T.address_of(wf[(t * tn) * wsz + ky0 * w_row + kx0 * ci]), wsz, w_row, ky1 - ky0, (kx1 - kx0) * ci, in_off,
-                        T.address_of(bias[t * tn]), T.address_of(mult[t * tn]), T.address_of(shift[t * tn]),
-                        T.address_of(o[((b * oh + oy) * ow + ox) * co + t * tn]), T.address_of(o[((b * oh + oy) * ow + ox) * co + t * tn]), out_zp, act_min, act_max))
-                for r in range(rem):
-                    T.evaluate(T.call_extern(
-                        "void", rem_one,
-                        T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), 0, x_row,
-                        T.address_of(wf[(full_tiles * tn + r) * wsz + ky0 * w_row + kx0 * ci]), wsz, w_row, ky1 - ky0, (kx1 - kx0) * ci, in_off,
-                        T.address_of(bias[full_tiles * tn + r]), T.address_of(mult[full_tiles * tn + r]),
-                        T.address_of(shift[full_tiles * tn + r]),
-                        T.address_of(o[((b * oh + oy) * ow + ox) * co + full_tiles * tn + r]), T.address_of(o[((b * oh + oy) * ow + ox) * co + full_tiles * tn + r]), out_zp, act_min, act_max))
+                one_pixel(x, wf, o, bias, mult, shift, b, oy, ox, ky0, ky1)
 
     return conv2d_window
 
