@@ -41,7 +41,8 @@ def compare_with_default(func: tirx.PrimFunc, config: dict | None, constants: di
     data = rng.integers(-128, 128, size=in_shape, dtype=np.int8)
     out_sizes = [int(np.prod([int(d) for d in p.shape])) for p in params[len(params) - n_out:]]
     src = ['#include <stdint.h>', '#include <string.h>', f'#include "{RUNTIME_DIR}/tinyml_math.h"',
-           f'#include "{RUNTIME_DIR}/tinyml_simd.h"', _c_array("input0", data)]
+           f'#include "{RUNTIME_DIR}/tinyml_simd_conv.h"', f'#include "{RUNTIME_DIR}/tinyml_simd_dw.h"',
+           _c_array("input0", data)]
     ref_args, new_args = ["input0"], ["input0"]
     for index, array in sorted(constants.items()):
         src.append(_c_array(f"c{index}", array))

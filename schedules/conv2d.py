@@ -11,6 +11,13 @@ scalar MACs (S=0), then requantizes exactly as TFLite Micro.
 
 Weights are laid out OHWI ([N, K] for dense) so that a channel's window row is contiguous:
 `weight_transform` turns the graph's HWIO constant into it.
+
+simd=2 is the int16 GEMM path (`_conv2d_gemm`, the default): a block of `tile_m` pixels (1x1
+convolutions and dense: consecutive pixels; other windows: in one output row, clipped windows
+zero-filled) is expanded once to int16 (x - zero point) into a stack scratch, so all of the
+block's reads happen before its writes, then `tinyml_conv_s8_gemm_<M>_u<U>` computes every output
+channel, two at a time, from int16 weights (`weight_transform_gemm`) and requantizes with a
+per-channel table built from the shift (`requant_table`); `tile_n` does not apply there.
 """
 
 from __future__ import annotations
@@ -24,6 +31,54 @@ def weight_transform_hwio_to_ohwi(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(weight.transpose(3, 0, 1, 2))
 
 
+SCRATCH_BYTES = 1020  # the GEMM path's expanded pixel block: TVM keeps allocations < 1 KiB on the stack
+
+
+def _kp(k: int) -> int:
+    return (k + 3) // 4 * 4
+
+
+def gemm_pixels(k: int, config: dict) -> int:
+    """Pixels per block on the int16 GEMM path (simd=2) for a window of k values (fewer when the
+    scratch would not fit), 0 when `config` does not take that path."""
+    fits = [m for m in (1, 2) if m <= config.get("tile_m", 1) and m * _kp(k) * 2 <= SCRATCH_BYTES]
+    return max(fits) if config.get("simd") == 2 and fits else 0
+
+
+def weight_transform_gemm(weight: np.ndarray, hwio: bool) -> np.ndarray:
+    """Conv HWIO (or dense [N, K]) weights -> int16 [n][kp] (OHWI order, zero padded) with
+    channel pairs interleaved four values at a time, an odd last channel alone, as its
+    little-endian bytes (an int8 parameter, so the kernel's signature keeps the graph's type)."""
+    w = weight.reshape(-1, weight.shape[-1]).T if hwio else weight.reshape(weight.shape[0], -1)
+    n, k = w.shape
+    kp = _kp(k)
+    padded = np.zeros((n, kp), np.int16)
+    padded[:, :k] = w
+    pairs = padded[: n // 2 * 2].reshape(n // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([pairs.reshape(-1), padded[n // 2 * 2:].reshape(-1)]).astype("<i2").view(np.int8)
+
+
+def requant_table(shift: np.ndarray) -> np.ndarray:
+    """Per-channel shift -> the requantization table of tinyml_simd_conv.h: int32 [n][4]
+    {C lo, C hi, r - 1, shift} with r = -shift, C = 2^30 + 2^(30+r); r - 1 = -1 (the general
+    requantization) for a shift outside [-31, -1]."""
+    s = shift.astype(np.int64).reshape(-1)
+    fast = (s <= -1) & (s >= -31)
+    r = np.where(fast, -s, 1)
+    c = (1 << 30) + np.left_shift(1, 30 + r)
+    rows = np.stack([(c & 0xFFFFFFFF).astype(np.uint32).view(np.int32), (c >> 32).astype(np.int32),
+                     np.where(fast, r - 1, -1).astype(np.int32), s.astype(np.int32)], axis=1)
+    return np.ascontiguousarray(rows.reshape(-1))
+
+
+def transforms(weight_shape, config: dict, hwio: bool) -> dict:
+    """Layout transforms of the constant parameters (1: weights, 4: shift) for `config`."""
+    k = int(np.prod(weight_shape[:-1])) if hwio else int(weight_shape[1])
+    if gemm_pixels(k, config):
+        return {1: lambda w: weight_transform_gemm(w, hwio), 4: requant_table}
+    return {1: weight_transform_hwio_to_ohwi} if hwio else {}
+
+
 def _tile_fn(m: int, n: int, simd: int, unroll: int) -> str:
     return f"tinyml_conv_s8_{m}x{n}_s{int(bool(simd))}u{unroll if simd else 1}"
 
@@ -32,7 +87,8 @@ def conv2d_nhwc(
     data_shape, weight_hwio_shape, out_shape, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max,
     tile_m: int = 2, tile_n: int = 2, simd: int = 1, unroll: int = 1, param_shapes=None, **_unused,
 ) -> tirx.PrimFunc:
-    """(data NHWC, weight OHWI, bias, mult, shift) -> out NHWC, for dilation 1."""
+    """(data NHWC, weight, bias, mult, shift) -> out NHWC, for dilation 1; weight OHWI int8, or on
+    the GEMM path (`gemm_pixels`) int16 pairs and shift the requantization table (`transforms`)."""
     n, h, w, ci = (int(d) for d in data_shape)
     kh, kw, _, co = (int(d) for d in weight_hwio_shape)
     _, oh, ow, _ = (int(d) for d in out_shape)
@@ -42,6 +98,11 @@ def conv2d_nhwc(
         raise ValueError("conv2d template: dilation 1 only")
     in_off = -int(in_zp)
     flat = kh == 1 and kw == 1 and sh == 1 and sw == 1 and top == 0 and left == 0 and oh == h and ow == w
+    gemm_m = gemm_pixels(kh * kw * ci, {"simd": simd, "tile_m": tile_m})
+    if gemm_m:
+        return _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, strides=strides, pads=pads, in_off=in_off,
+                            out_zp=out_zp, act_min=act_min, act_max=act_max, tile_m=gemm_m, unroll=unroll,
+                            flat=flat, param_shapes=param_shapes)
     if tile_m > 1 and (co > 512 or (oh * ow if flat else ow) < tile_m):
         tile_m = 1  # the staged second pixel must stay a small stack buffer; no pair to block
     stage_bytes = co if tile_m > 1 else 1
@@ -170,6 +231,97 @@ def conv2d_nhwc(
                 one_pixel(x, wf, o, bias, mult, shift, b, oy, ox, ky0, ky1)
 
     return conv2d_window
+
+
+def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_off, out_zp, act_min, act_max,
+                 tile_m, unroll, flat, param_shapes) -> tirx.PrimFunc:
+    """The int16 GEMM path: per block of `tile_m` pixels (in one output row unless `flat`), the
+    windows are expanded into a stack scratch (all the block's reads), then all channels computed."""
+    n, h, w, ci = (int(d) for d in data_shape)
+    kh, kw, _, co = (int(d) for d in weight_hwio_shape)
+    _, oh, ow, _ = (int(d) for d in out_shape)
+    sh, sw = (int(s) for s in strides)
+    top, left = int(pads[0]), int(pads[1])
+    wsz = kh * kw * ci
+    kp = _kp(wsz)
+    x_row, w_row = w * ci, kw * ci
+    dshape, oshape = (param_shapes[0], param_shapes[2]) if param_shapes else ((n, h, w, ci), (n, oh, ow, co))
+    rq_words = 4 * co
+    gemm = {m: f"tinyml_conv_s8_gemm_{m}_u{unroll}" for m in (1, 2)}
+    pw = {m: f"tinyml_conv_s8_pw_{m}_u{unroll}" for m in (1, 2)}
+
+    if flat:
+        pixels = oh * ow
+        blocks, tail = pixels // tile_m, pixels % tile_m
+
+        @T.prim_func
+        def conv2d_gemm_flat(
+            data: T.Buffer(dshape, "int8"),
+            weight: T.Buffer((2 * co * kp,), "int8"),
+            bias: T.Buffer((co,), "int32"),
+            mult: T.Buffer((co,), "int32"),
+            rq: T.Buffer((rq_words,), "int32"),
+            out: T.Buffer(oshape, "int8"),
+        ):
+            x = T.decl_buffer((n * h * w * ci,), "int8", data=data.data)
+            o = T.decl_buffer((n * oh * ow * co,), "int8", data=out.data)
+            scratch = T.alloc_buffer((tile_m * kp // 2,), "int32")
+            for b, blk in T.grid(n, blocks):
+                T.evaluate(T.call_extern("void", pw[tile_m], T.address_of(x[(b * pixels + blk * tile_m) * ci]), ci, kp, in_off,
+                                         scratch.data, T.address_of(weight[0]), co, T.address_of(bias[0]),
+                                         T.address_of(mult[0]), T.address_of(rq[0]),
+                                         T.address_of(o[(b * pixels + blk * tile_m) * co]), out_zp, act_min, act_max))
+            for b, p in T.grid(n, tail):
+                T.evaluate(T.call_extern("void", pw[1], T.address_of(x[(b * pixels + blocks * tile_m + p) * ci]), ci, kp, in_off,
+                                         scratch.data, T.address_of(weight[0]), co, T.address_of(bias[0]),
+                                         T.address_of(mult[0]), T.address_of(rq[0]),
+                                         T.address_of(o[(b * pixels + blocks * tile_m + p) * co]), out_zp, act_min, act_max))
+
+        return conv2d_gemm_flat
+
+    pairs = ow // tile_m
+    single_from = pairs * tile_m
+
+    @T.macro
+    def im2col(x, scratch, slot, b, oy, ox, ky0, ky1):
+        """Pixel (oy, ox)'s window, clipped at the borders, into scratch slot `slot`."""
+        kx0 = T.meta_var(T.max(0, left - ox * sw))
+        kx1 = T.meta_var(T.min(kw, w + left - ox * sw))
+        T.evaluate(T.call_extern(
+            "void", "tinyml_im2col_s16",
+            T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), x_row, ky1 - ky0,
+            (kx1 - kx0) * ci, scratch.data, slot, ky0 * w_row + kx0 * ci, w_row, wsz, kp, in_off))
+
+    @T.macro
+    def block(o, scratch, weight, bias, mult, rq, m, pixel):
+        T.evaluate(T.call_extern("void", gemm[m], scratch.data, kp, T.address_of(weight[0]), co,
+                                 T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(rq[0]),
+                                 T.address_of(o[pixel * co]), out_zp, act_min, act_max))
+
+    @T.prim_func
+    def conv2d_gemm_window(
+        data: T.Buffer((n, h, w, ci), "int8"),
+        weight: T.Buffer((2 * co * kp,), "int8"),
+        bias: T.Buffer((co,), "int32"),
+        mult: T.Buffer((co,), "int32"),
+        rq: T.Buffer((rq_words,), "int32"),
+        out: T.Buffer((n, oh, ow, co), "int8"),
+    ):
+        x = T.decl_buffer((n * h * w * ci,), "int8", data=data.data)
+        o = T.decl_buffer((n * oh * ow * co,), "int8", data=out.data)
+        scratch = T.alloc_buffer((tile_m * kp // 2,), "int32")
+        for b, oy in T.grid(n, oh):
+            ky0 = T.meta_var(T.max(0, top - oy * sh))
+            ky1 = T.meta_var(T.min(kh, h + top - oy * sh))
+            for xp in range(pairs):
+                for q in T.unroll(tile_m):
+                    im2col(x, scratch, q, b, oy, xp * tile_m + q, ky0, ky1)
+                block(o, scratch, weight, bias, mult, rq, tile_m, (b * oh + oy) * ow + xp * tile_m)
+            for ox in range(single_from, ow):
+                im2col(x, scratch, 0, b, oy, ox, ky0, ky1)
+                block(o, scratch, weight, bias, mult, rq, 1, (b * oh + oy) * ow + ox)
+
+    return conv2d_gemm_window
 
 
 def dense(data_shape, weight_shape, *, in_zp, out_zp, act_min, act_max, tile_m: int = 1, tile_n: int = 2,

@@ -1,15 +1,17 @@
 """Tunable int8 depthwise convolution (NHWC, channel multiplier 1), ordinary and in-place.
 
-Ordinary: output pixels in row-major order (the overlap contract); per pixel the clipped window
-is handed to `tinyml_dw_pixel_s8`, four channels at a time (SXTAB16 + SMLABB/SMLATT) when
-`simd`, the remaining channels by `tinyml_dw_pixel_scalar_s8`.
-In-place (`schedules/depthwise_inplace.py`'s contract): channel by channel, the input plane is
-saved in the H*W scratch and `tinyml_dw_plane_s8` computes the channel's outputs over it, a 3x3
-stride-1 interior two outputs at a time with SMLAD when `simd`.
+Ordinary: output pixels in row-major order (the overlap contract); a pixel whose 3x3 window lies
+inside the input goes to `tinyml_dw3_pixel_s8` (nine taps unrolled, constant offsets), a border
+pixel's clipped window to `tinyml_dw_pixel_s8`; both four channels at a time (SXTAB16 +
+SMLABB/SMLATT) when `simd`, the remaining channels by `tinyml_dw_pixel_scalar_s8`.
+In-place: channel by channel, `tinyml_dw_gather_s8` saves the input plane in the H*W scratch and
+the channel's outputs are computed over it: 3x3, stride 1 or 2, pads <= 1 by `tinyml_dw3_plane_s8`
+when `simd` (word loads of plane rows, two stride-1 outputs per SMLAD step, edge words padded with
+the zero point, clipped first/last rows specialised), anything else by `tinyml_dw_plane_s8`.
 
 Weights are int16 (kh, kw, c): within each group of four channels stored (c0, c2, c1, c3) so one
-word load gives the pair SXTAB16 pairs with (`weight_transform`); the in-place kernel keeps
-them in natural order.
+word load gives the pair SXTAB16 pairs with (`weight_transform_grouped`); the in-place kernel
+keeps them in natural order (it packs a channel's nine weights once per plane).
 """
 
 from __future__ import annotations
@@ -60,21 +62,30 @@ def depthwise_nhwc(data_shape, weight_shape, out_shape, *, strides, pads, dilati
         wf = T.decl_buffer((kh * kw * c,), "int16", data=weight.data)
         o = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
         for b, oy, ox in T.grid(n, oh, ow):
-            ky0 = T.meta_var(T.max(0, top - oy * sh))
-            ky1 = T.meta_var(T.min(kh, h + top - oy * sh))
-            kx0 = T.meta_var(T.max(0, left - ox * sw))
-            kx1 = T.meta_var(T.min(kw, w + left - ox * sw))
+            iy = T.meta_var(oy * sh - top)
+            ix = T.meta_var(ox * sw - left)
+            ky0 = T.meta_var(T.max(0, -iy))
+            ky1 = T.meta_var(T.min(kh, h - iy))
+            kx0 = T.meta_var(T.max(0, -ix))
+            kx1 = T.meta_var(T.min(kw, w - ix))
             if groups > 0:
-                T.evaluate(T.call_extern(
-                    "void", "tinyml_dw_pixel_s8",
-                    T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * c]), w * c, c,
-                    T.address_of(wf[(ky0 * kw + kx0) * c]), kw, c, ky1 - ky0, kx1 - kx0, 0, groups, in_off,
-                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
-                    T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
+                if kh == 3 and kw == 3 and iy >= 0 and iy + kh <= h and ix >= 0 and ix + kw <= w:
+                    T.evaluate(T.call_extern(
+                        "void", "tinyml_dw3_pixel_s8", T.address_of(x[((b * h + iy) * w + ix) * c]), w * c, c,
+                        T.address_of(wf[0]), groups, in_off,
+                        T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
+                        T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
+                else:
+                    T.evaluate(T.call_extern(
+                        "void", "tinyml_dw_pixel_s8",
+                        T.address_of(x[((b * h + iy + ky0) * w + ix + kx0) * c]), w * c, c,
+                        T.address_of(wf[(ky0 * kw + kx0) * c]), kw, c, ky1 - ky0, kx1 - kx0, 0, groups, in_off,
+                        T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
+                        T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
             if scalar_from < c:
                 T.evaluate(T.call_extern(
                     "void", "tinyml_dw_pixel_scalar_s8",
-                    T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * c]), w * c, c,
+                    T.address_of(x[((b * h + iy + ky0) * w + ix + kx0) * c]), w * c, c,
                     T.address_of(wf[(ky0 * kw + kx0) * c]), kw, c, ky1 - ky0, kx1 - kx0, scalar_from, c, in_off,
                     T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
                     T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
@@ -91,6 +102,8 @@ def depthwise_inplace_nhwc(data_shape, weight_shape, out_shape, *, strides, pads
     dh, dw = (int(d) for d in dilation)
     top, left = int(pads[0]), int(pads[1])
     in_off = -int(in_zp)
+    fast = bool(simd) and (kh, kw, dh, dw) == (3, 3, 1, 1) and sh in (1, 2) and sw in (1, 2) \
+        and all(int(p) in (0, 1) for p in pads) and h * w >= 4
 
     @T.prim_func
     def depthwise_conv2d_inplace(
@@ -102,17 +115,21 @@ def depthwise_inplace_nhwc(data_shape, weight_shape, out_shape, *, strides, pads
         out: T.Buffer((n, oh, ow, c), "int8"),
         scratch: T.Buffer((h * w,), "int8"),
     ):
+        x = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
         o = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
-        w9 = T.alloc_buffer((kh * kw,), "int16")
-        for b in range(n):
-            for ch in range(c):
-                for y, xx in T.grid(h, w):
-                    scratch[y * w + xx] = data[b, y, xx, ch]
-                for ky, kx in T.grid(kh, kw):
-                    w9[ky * kw + kx] = weight[ky, kx, ch]
+        wf = T.decl_buffer((kh * kw * c,), "int16", data=weight.data)
+        for b, ch in T.grid(n, c):
+            T.evaluate(T.call_extern("void", "tinyml_dw_gather_s8", T.address_of(scratch[0]),
+                                     T.address_of(x[b * h * w * c + ch]), c, h * w))
+            if fast:
+                T.evaluate(T.call_extern(
+                    "void", "tinyml_dw3_plane_s8", T.address_of(scratch[0]), h, w, sh, sw, top, left, oh, ow,
+                    T.address_of(wf[ch]), c, in_off, bias[ch], T.address_of(mult[ch]), shift[ch],
+                    T.address_of(o[b * oh * ow * c + ch]), out_zp, act_min, act_max))
+            else:
                 T.evaluate(T.call_extern(
                     "void", "tinyml_dw_plane_s8", T.address_of(scratch[0]), h, w, kh, kw, sh, sw, dh, dw, top, left,
-                    oh, ow, T.address_of(w9[0]), in_off, bias[ch], mult[ch], shift[ch],
-                    T.address_of(o[b * oh * ow * c + ch]), c, out_zp, act_min, act_max, simd))
+                    oh, ow, T.address_of(wf[ch]), c, in_off, bias[ch], mult[ch], shift[ch],
+                    T.address_of(o[b * oh * ow * c + ch]), out_zp, act_min, act_max))
 
     return depthwise_conv2d_inplace

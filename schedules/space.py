@@ -28,14 +28,14 @@ from schedules.default import default_schedule
 TUNABLE = ("conv2d", "dense", "depthwise_conv2d", "depthwise_conv2d_inplace")
 
 _KNOBS = {
-    "conv2d": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1], "unroll": [1, 2]},
-    "dense": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1], "unroll": [1, 2]},
+    "conv2d": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1, 2], "unroll": [1, 2]},
+    "dense": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1, 2], "unroll": [1, 2]},
     "depthwise_conv2d": {"simd": [0, 1]},
     "depthwise_conv2d_inplace": {"simd": [0, 1]},
 }
 _DEFAULTS = {
-    "conv2d": {"tile_m": 2, "tile_n": 2, "simd": 1, "unroll": 1},
-    "dense": {"tile_m": 1, "tile_n": 2, "simd": 1, "unroll": 1},
+    "conv2d": {"tile_m": 2, "tile_n": 2, "simd": 2, "unroll": 2},
+    "dense": {"tile_m": 1, "tile_n": 2, "simd": 2, "unroll": 2},
     "depthwise_conv2d": {"simd": 1},
     "depthwise_conv2d_inplace": {"simd": 1},
 }
@@ -98,6 +98,11 @@ def default_config(op: str) -> dict:
     return dict(_DEFAULTS[op])
 
 
+def int8_weight_config(op: str) -> dict | None:
+    """The default config of `op` with weights kept int8 (None: its default already does)."""
+    return {"simd": 1, "unroll": 1} if op in ("conv2d", "dense") else None
+
+
 def config_key(config: dict) -> str:
     return json.dumps(config, sort_keys=True, separators=(",", ":"))
 
@@ -120,10 +125,10 @@ def schedule_kernel(func: tirx.PrimFunc, config: dict | None = None) -> Schedule
     geometry = {k: attrs[k] for k in ("strides", "pads", "dilation", "in_zp", "out_zp", "act_min", "act_max") if k in attrs}
     if op == "conv2d":
         new = conv_t.conv2d_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
-        return Scheduled(_keep_attrs(new, func), {1: conv_t.weight_transform_hwio_to_ohwi}, True)
+        return Scheduled(_keep_attrs(new, func), conv_t.transforms(shapes[1], cfg, hwio=True), True)
     if op == "dense":
         new = conv_t.dense(shapes[0], shapes[1], **geometry, **cfg)
-        return Scheduled(_keep_attrs(new, func), {}, True)
+        return Scheduled(_keep_attrs(new, func), conv_t.transforms(shapes[1], cfg, hwio=False), True)
     if op == "depthwise_conv2d":
         new = dw_t.depthwise_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
         transform = dw_t.weight_transform_grouped if cfg["simd"] else dw_t.weight_transform_int16

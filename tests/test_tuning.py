@@ -184,3 +184,18 @@ def test_tune_resumes_after_kill_without_repeats(tmp_path):
     assert after[: len(before)] == before  # nothing lost, the old records untouched
     assert all(r["board"] == "qemu-m7" and "arm-none-eabi-gcc" in r["toolchain"] and r["timestamp"] for r in after)
     assert json.loads(log.read_text().splitlines()[-1])["workload"]
+
+
+def test_tune_cli_json_reports_default_and_tuned_cycles(tmp_path):
+    log = tmp_path / "ad01.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "tvm_tinyml.cli", "tune", str(MODELS / "ad01_int8.tflite"), "--board", "qemu-m7",
+                           "--trials", "4", "--log", str(log), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == {"model", "board", "trials", "tasks", "default_cycles", "tuned_cycles"}
+    assert result["model"] == "ad01_int8" and result["board"] == "qemu-m7" and result["trials"] == 4
+    assert result["tasks"] == len(extract_tasks(str(MODELS / "ad01_int8.tflite")))
+    assert len(read_log(log)) == 4
+    # TVM's default schedules (plain TE lowering) against the SIMD templates with the best measured configs
+    assert 0 < result["tuned_cycles"] < result["default_cycles"]
+    assert "trial" in proc.stderr  # the tqdm progress bar

@@ -14,8 +14,9 @@ from memory_planner import Graph, Plan
 from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
 from memory_planner.placement import conflicts
-from schedules.tuning_log import apply_history_best
 from relax_passes import InplaceDepthwise, QuantizeRealize
+from schedules.dispatch import use_int8_weights
+from schedules.tuning_log import apply_history_best
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
 from tvm_tinyml.errors import TinyMLError
@@ -46,6 +47,7 @@ class MemoryReport:
     tensors: list[dict] = field(default_factory=list)
     patch: dict | None = None  # {"start", "split", "grid": [n, m], "mac_overhead"} or None (no patch)
     unpatched_peak_bytes: int | None = None
+    kernel_stack_bytes: int = 0  # the largest staging buffer a kernel keeps on the stack, beside the arena
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,6 +58,7 @@ class MemoryReport:
             f"model {self.model} on {self.target}",
             f"  arena (SRAM): {self.arena_bytes:>10,} B of {self.sram_bytes_available:,} B",
             f"  lower bound: {self.lower_bound_bytes:>11,} B (classic bound of the model's graph: {self.classic_bound_bytes:,} B)",
+            f"  kernel stack: {self.kernel_stack_bytes:>10,} B (largest staging buffer of a kernel, beside the arena)",
             f"  weights (flash): {self.flash_bytes:>7,} B of {self.flash_bytes_available:,} B",
             f"  planner: {self.planner} ({self.planning_seconds:.2f} s)",
             f"  patches: {_patch_text(self.patch, self.unpatched_peak_bytes)}",
@@ -192,8 +195,12 @@ def build(
         plan = _tvm_plan(integer, lowered.graph)
     with apply_history_best(tuning_log):  # tuned configs per workload; untuned kernels keep their defaults
         generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
+        if generated.weights_bytes > mcu.flash_bytes // 2:  # int16 weights would crowd the flash: keep int8
+            with use_int8_weights():
+                generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
     source_bound = frontend.source_classic_bound(info.path) if info.format == "tflite" else None
     memory = _memory_report(info.name, mcu, lowered, plan, source_bound, generated.weights_bytes)
+    memory.kernel_stack_bytes = generated.kernel_stack_bytes
     if patched is not None:
         memory.patch = patched.choice.to_dict() if patched.choice else None
         memory.unpatched_peak_bytes = patched.unpatched_peak_bytes

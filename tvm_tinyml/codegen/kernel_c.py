@@ -4,7 +4,8 @@ TVM 0.27's C backend only emits functions behind the packed-function ABI (DLTens
 arguments, asserts, TVMFFIAny). We lower the kernel with TVM's own TIR passes, let TVM's C
 codegen print it, and keep only the kernel body that follows the argument unpacking; the
 signature is rebuilt with typed pointers: `static void name(const int8_t *data, ..., int8_t *out)`.
-No TVM runtime, no workspace allocation: kernels allocate nothing larger than a scalar.
+No TVM runtime, no workspace allocation: a kernel's only extra memory is its local arrays
+(the staging buffers of the SIMD templates, at most 1 KiB), reported as `stack_bytes`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from tvm import s_tir, tirx
 
 _TARGET = tvm.target.Target({"kind": "c"}).with_host(tvm.target.Target({"kind": "c"}))
 _CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
+_SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "float": 4}
+_LOCAL_ARRAY = re.compile(r"^\s+(\w+) \w+\[(\d+)\];$", re.MULTILINE)
 _BIND = re.compile(r"^  (\w+)\* (\w+) = \(\(\1\*\)\(\(\1\*\)\(\(\(DLTensor\*\)\w+_handle\)\[0\]\.data\)\)\);$")
 
 
@@ -31,6 +34,11 @@ class CKernel:
     def source(self, comment: str) -> str:
         args = ", ".join(f"{ctype} *{name}" if out else f"const {ctype} *{name}" for ctype, name, out in self.params)
         return f"/* {comment} */\nstatic void {self.name}({args}) {{\n{self.body}}}\n"
+
+    @property
+    def stack_bytes(self) -> int:
+        """Bytes of the local arrays the kernel declares (its stack scratch beyond scalars)."""
+        return sum(_SIZES[ctype] * int(n) for ctype, n in _LOCAL_ARRAY.findall(self.body) if ctype in _SIZES)
 
 
 def _lower(func: tirx.PrimFunc, name: str) -> tvm.IRModule:
