@@ -5,8 +5,7 @@ default config (SIMD micro-kernels) and every other kernel `default_schedule`. I
 `with apply_history_best(log):` (schedules.tuning_log) a tuned workload gets the best config
 measured for it; inside `with use_configs({...})` explicit configs per workload key win; inside
 `with use_default_schedules():` every kernel gets the plain TE default schedule (the untuned
-baseline the tuner compares against); inside `with use_int8_weights():` untuned kernels take
-the int8-weight default config instead of the int16-weight one (half the flash, a little slower).
+baseline the tuner compares against).
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ from tvm import tirx
 from schedules.default import default_schedule
 from schedules.space import (
     Scheduled,
-    int8_weight_config,
-    kernel_info,
     schedule_kernel,
     workload_key,
 )
@@ -54,26 +51,12 @@ def use_default_schedules():
         _stack().pop()
 
 
-@contextlib.contextmanager
-def use_int8_weights():
-    """Untuned kernels keep their weights int8 in flash (`space.int8_weight_config`)."""
-    _stack().append(("int8_weights", None))
-    try:
-        yield
-    finally:
-        _stack().pop()
-
-
 def schedule_for(func: tirx.PrimFunc) -> Scheduled:
     """The scheduled kernel for the innermost active dispatch context."""
-    int8_weights = False
     for kind, value in reversed(_stack()):
         if kind == "default":
             return Scheduled(default_schedule(func))
-        if kind == "int8_weights":
-            int8_weights = True
-            continue
         key = workload_key(func)
         if key is not None and key in value:
             return schedule_kernel(func, value[key])
-    return schedule_kernel(func, int8_weight_config(kernel_info(func)[0]) if int8_weights else None)
+    return schedule_kernel(func, None)

@@ -9,6 +9,7 @@ wrong rounding or offset cannot hide behind saturation.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -531,3 +532,31 @@ def test_float_io_model_direct(tmp_path):
         (ours,) = art.run_host([x])
         assert ours.dtype == np.float32 and len(np.unique(ref)) > 4
         np.testing.assert_array_equal(ours.reshape(ref.shape), ref)
+
+
+# ---------------------------------------------------------------- flash budget
+
+
+def test_weights_over_the_flash_budget_stay_int8_where_it_costs_least(tmp_path):
+    """int16 weight pairs (the fastest conv/dense path) would pass 3/4 of an STM32F411's 512 KiB:
+    the big fully connected layer (1 MAC per weight byte) goes back to int8 weights, the 1x1 conv
+    (16 MACs per weight byte) keeps int16; the result stays bit-exact and fits."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 8])
+    y, shape = add_conv(b, x, [1, 4, 4, 8], 24, kernel=1, seed=3)
+    g = rng(4)
+    depth, units = int(np.prod(shape[1:])), 800
+    weights = b.add_tensor([units, depth], I8, scale=0.01, zero_point=0, data=g.integers(-127, 128, (units, depth)))
+    out = act(b, [1, units], scale=acc_out_scale(1.0, np.atleast_1d(np.float32(0.01)), depth), zero_point=-10)
+    b.add_operator("FULLY_CONNECTED", [y, weights, -1], [out])
+    model = b.build([x], [out])
+    path = tmp_path / "big_fc.tflite"
+    path.write_bytes(model)
+    artifact = tvm_tinyml.build(str(path), target="stm32f411")
+    int8_bytes = units * depth
+    assert artifact.memory.flash_bytes <= 512 * 1024 * 3 // 4 < 2 * int8_bytes
+    source = artifact.sources["big_fc.c"]
+    assert re.search(r"tinyml_conv_s8_(pw|gemm)_\d_u\d\(", source)  # the conv: int16 path
+    assert re.search(r"tinyml_conv_s8_\dx\d_s1u\d\(", source)  # the dense: int8 weights
+    xs = [int8_data([1, 4, 4, 8], 7)]
+    np.testing.assert_array_equal(artifact.run_host(xs)[0].reshape(1, units), run_tflm(model, xs)[0])

@@ -15,12 +15,14 @@ from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
 from memory_planner.placement import conflicts
 from relax_passes import InplaceDepthwise, QuantizeRealize
-from schedules.dispatch import use_int8_weights
+from schedules.dispatch import use_configs
 from schedules.tuning_log import apply_history_best
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
 from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.flash_fit import int8_weight_configs
 from tvm_tinyml.lower import Lowered, lower
+from tvm_tinyml.macs import model_macs
 from tvm_tinyml.patch_plan import parse_patch, plan_patches
 from tvm_tinyml.targets import McuTarget, get_target
 from tvm_tinyml.tvm_plan import tvm_offsets
@@ -195,8 +197,9 @@ def build(
         plan = _tvm_plan(integer, lowered.graph)
     with apply_history_best(tuning_log):  # tuned configs per workload; untuned kernels keep their defaults
         generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
-        if generated.weights_bytes > mcu.flash_bytes // 2:  # int16 weights would crowd the flash: keep int8
-            with use_int8_weights():
+        budget = mcu.flash_bytes * 3 // 4  # int16 weights leave a quarter of the flash to the application
+        if generated.weights_bytes > budget:
+            with use_configs(int8_weight_configs(lowered, generated.weights_bytes - budget)):
                 generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
     source_bound = frontend.source_classic_bound(info.path) if info.format == "tflite" else None
     memory = _memory_report(info.name, mcu, lowered, plan, source_bound, generated.weights_bytes)
@@ -219,7 +222,7 @@ def build(
         "inputs": [_io_entry(graph, plan, n, t) for n, t in zip(graph.inputs, info.inputs)],
         "outputs": [_io_entry(graph, plan, n, t) for n, t in zip(graph.outputs, info.outputs)],
         "kernels": sorted(lowered.kernels),
-        "macs": _macs(graph),
+        "macs": model_macs(graph),
         "layers": [op.op for op in graph.ops],
         "patch": memory.patch,
     }
@@ -236,22 +239,6 @@ def _tvm_plan(integer: tvm.IRModule, graph: Graph) -> Plan:
         raise RuntimeError(f"TVM's plan does not map onto the kernel graph: {clashes[:3]} share bytes")
     bound = classic_bound(requirements, len(order))
     return Plan(arena, offsets, requirements, order, "tvm (StaticPlanBlockMemory)", bound, bound)
-
-
-def _macs(graph: Graph) -> int:
-    """Multiply-accumulates per inference, counted as MLPerf Tiny does: convolutions and dense
-    layers only (output elements x reduction length)."""
-    total = 0
-    for op in graph.ops:
-        outputs = int(np.prod(graph.tensors[op.outputs[0]].shape))
-        weight = graph.tensors[op.inputs[1]].shape if len(op.inputs) > 1 else ()
-        if op.op == "conv2d":
-            total += outputs * int(np.prod(weight[:3]))  # HWIO: kh * kw * ci
-        elif op.op.startswith("depthwise_conv2d"):
-            total += outputs * int(np.prod(weight[:2]))  # HWC: kh * kw
-        elif op.op == "dense":
-            total += outputs * int(weight[1])  # [N, K]
-    return total
 
 
 def _io_entry(graph: Graph, plan: Plan, name: str, info) -> dict:

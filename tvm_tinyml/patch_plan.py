@@ -23,6 +23,7 @@ from memory_planner.lifetimes import buffer_requirements, usable_overlaps
 from relax_passes.patch_fusion import PatchFusion, patch_windows, segment_layers, _kernel_calls
 from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.lower import Lowered, lower
+from tvm_tinyml.macs import model_macs
 
 MAX_GRID = 8
 MAX_START = 3  # the segment may start after a few unpatched layers (e.g. one that streams over the image)
@@ -83,12 +84,6 @@ def parse_patch(spec) -> str | PatchChoice:
     start, split, grid = items
     grid = (grid, grid) if isinstance(grid, int) else tuple(grid)
     return PatchChoice(int(start), int(split), (int(grid[0]), int(grid[1])))
-
-
-def macs(graph) -> int:
-    from tvm_tinyml.builder import _macs
-
-    return _macs(graph)
 
 
 def mac_overhead(mod: tvm.IRModule, start: int, split: int, grid: tuple[int, int], base_macs: int) -> float:
@@ -152,7 +147,7 @@ def plan_patches(mod: tvm.IRModule, spec="auto", max_mac_overhead: float = 0.20,
     spec = parse_patch(spec)
     lowered = lower(mod)
     base_plan = memory_planner.plan(lowered.graph, search_seconds=search_seconds)
-    base_macs = macs(lowered.graph)
+    base_macs = model_macs(lowered.graph)
     best = PatchResult(None, mod, lowered, base_plan, base_plan.arena_bytes)
     if spec == "off":
         return best

@@ -17,8 +17,8 @@ import numpy as np
 
 from memory_planner import Graph, Plan
 from schedules.dispatch import schedule_for
-from tvm_tinyml.codegen.patch_loop import PatchLoops
 from tvm_tinyml.codegen.kernel_c import CKernel, ctype, emit_kernel
+from tvm_tinyml.codegen.patch_loop import PatchLoops
 from tvm_tinyml.lower import Lowered
 
 RUNTIME_HEADER = "tinyml_math.h"
