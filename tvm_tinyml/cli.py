@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from tvm_tinyml.errors import TinyMLError
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tvm-tinyml: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`tvm-tinyml memory M | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class CKernel:
 
     def source(self, comment: str) -> str:
         args = ", ".join(f"{ctype} *{name}" if out else f"const {ctype} *{name}" for ctype, name, out in self.params)
-        return f"/* {comment} */\nstatic void {self.name}({args}) {{\n{self.body}}}\n"
+        return f"/* {comment} */\nTINYML_KERNEL void {self.name}({args}) {{\n{self.body}}}\n"
 
     @property
     def stack_bytes(self) -> int:

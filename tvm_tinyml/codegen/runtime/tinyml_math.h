@@ -23,6 +23,14 @@
 
 #include <stdint.h>
 
+/* Every layer's kernel is a function of its own, never inlined into its caller, so its code does
+ * not depend on where it is called from: `tvm-tinyml tune` measures the code the model runs. */
+#if defined(__GNUC__)
+#define TINYML_KERNEL static __attribute__((noinline))
+#else
+#define TINYML_KERNEL static
+#endif
+
 /* ---- gemmlowp fixed-point primitives (fixedpoint/fixedpoint.h) ---------- */
 
 /* gemmlowp::SaturatingRoundingDoublingHighMul<int32_t> (ARM VQRDMULH). */
