@@ -18,7 +18,9 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from schedules.space import config_key
+from schedules.space import TUNABLE, config_key, default_config
+
+MIN_GAIN = 0.01  # a tuned config replaces a measured default only when at least this much faster
 
 
 @lru_cache(maxsize=1)
@@ -109,17 +111,25 @@ def measured(records: list[dict], workload: str) -> dict[str, dict]:
 
 
 def best_configs(path: str | os.PathLike | None, board: str | None = None) -> dict[str, dict]:
-    """workload key -> the config with the fewest cycles among valid records (optionally of one board)."""
+    """workload key -> the config with the fewest cycles among valid records (optionally of one board).
+
+    A workload whose default config was measured keeps it unless the best is at least `MIN_GAIN`
+    faster: a kernel measured alone and the same kernel among a model's layers (other constants,
+    other neighbours) differ by about that much, so smaller gains do not carry over."""
     best: dict[str, tuple[int, dict]] = {}
+    default: dict[str, int] = {}
     for r in read_log(path):
         if r.get("error") is not None or r.get("cycles") is None:
             continue
         if board is not None and r.get("board") != board:
             continue
+        if r.get("op") in TUNABLE and config_key(r["config"]) == config_key(default_config(r["op"])):
+            default.setdefault(r["workload"], int(r["cycles"]))
         current = best.get(r["workload"])
         if current is None or r["cycles"] < current[0]:
             best[r["workload"]] = (int(r["cycles"]), r["config"])
-    return {k: v[1] for k, v in best.items()}
+    return {k: config for k, (cycles, config) in best.items()
+            if k not in default or cycles < (1 - MIN_GAIN) * default[k]}
 
 
 @contextlib.contextmanager

@@ -13,7 +13,10 @@
  * QEMU models no pipeline, so this is an estimate; instruction counts are exact. Each
  * translation block's instructions and cycles are summed at translation; at run time one
  * callback per block adds them, and a block that does not start where the previous one fell
- * through was reached by a taken branch. At tinyml_marker_end the counts since
+ * through was reached by a taken branch. QEMU also ends blocks where no branch is (page
+ * boundaries, size limits): a block entered by falling through gets the pipelining its first
+ * instruction has after the previous block's last, so the estimate depends on the instruction
+ * sequence only, not on where the code sits in memory. At tinyml_marker_end the counts since
  * tinyml_marker_begin are written to the output file as two little-endian u64:
  * {instructions, cycles}, which the firmware reads back through semihosting.
  *
@@ -150,18 +153,25 @@ static uint32_t pipelined_cycles(const cost_t *previous, const cost_t *current) 
 typedef struct {
   uint64_t pc, fallthrough;
   uint32_t instructions, cycles;
+  cost_t first, last;
 } block_t;
 
 static uint64_t begin_pc, end_pc;
 static int out_fd = -1;
 static uint64_t total_instructions, total_cycles, begin_instructions, begin_cycles;
 static uint64_t previous_fallthrough;
+static const block_t *previous_block;
 
 static void on_block(unsigned int vcpu_index, void *userdata) {
   const block_t *block = userdata;
   (void)vcpu_index;
-  if (block->pc != previous_fallthrough) total_cycles += PIPELINE_REFILL; /* reached by a taken branch */
+  if (block->pc != previous_fallthrough) {
+    total_cycles += PIPELINE_REFILL; /* reached by a taken branch */
+  } else if (previous_block != NULL) { /* fell through: the first instruction may pipeline */
+    total_cycles -= block->first.cycles - pipelined_cycles(&previous_block->last, &block->first);
+  }
   previous_fallthrough = block->fallthrough;
+  previous_block = block;
   if (block->pc == begin_pc) {
     begin_instructions = total_instructions;
     begin_cycles = total_cycles;
@@ -187,9 +197,11 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     uint32_t h1 = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8;
     cost_t cost = size == 4 ? cost32(h1, (uint32_t)bytes[2] | (uint32_t)bytes[3] << 8) : cost16(h1);
     block->cycles += pipelined_cycles(&previous, &cost);
+    if (i == 0) block->first = cost;
     previous = cost;
     block->fallthrough = qemu_plugin_insn_vaddr(insn) + size;
   }
+  block->last = previous;
   block->instructions = (uint32_t)n;
   qemu_plugin_register_vcpu_tb_exec_cb(tb, on_block, QEMU_PLUGIN_CB_NO_REGS, block);
 }
