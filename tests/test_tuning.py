@@ -117,6 +117,18 @@ def test_apply_history_best_picks_fastest_valid(tmp_path, kws_tasks):
     assert workload_key(task.func) == task.key
 
 
+def test_a_tuned_config_must_beat_the_measured_default_by_min_gain(tmp_path, kws_tasks):
+    task = next(t for t in kws_tasks if t.op == "conv2d")
+    other = next(c for c in task.space if config_key(c) != config_key(default_config(task.op)))
+    log = TuningLog(tmp_path / "log.jsonl")
+    log.append(task.key, task.op, default_config(task.op), cycles=1000, instructions=900, error=None, board="qemu-m7")
+    log.append(task.key, task.op, other, cycles=995, instructions=890, error=None, board="qemu-m7")
+    assert best_configs(log.path) == {}  # 0.5% faster: within what does not carry over to the model
+    log.append(task.key, task.op, {**other, "unroll": 3 - other["unroll"]}, cycles=900, instructions=800, error=None,
+               board="qemu-m7")
+    assert best_configs(log.path) == {task.key: {**other, "unroll": 3 - other["unroll"]}}
+
+
 def _synthetic_cost(config: dict) -> float:
     """A deterministic stand-in for measured cycles with structure a model can learn."""
     c = 1000.0 / (config["tile_m"] * 0.6 + 0.4) / (1 + 0.3 * np.log2(config["tile_n"]))

@@ -23,9 +23,12 @@
 
 #include <stdint.h>
 
-/* Every layer's kernel is a function of its own, never inlined into its caller, so its code does
- * not depend on where it is called from: `tvm-tinyml tune` measures the code the model runs. */
-#if defined(__GNUC__)
+/* Every layer's kernel is compiled as a function of its own, neither inlined into its caller nor
+ * specialised for its call's constant arguments (gcc's noipa), so its code does not depend on
+ * where it is called from: `tvm-tinyml tune` measures the code the model runs. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TINYML_KERNEL static __attribute__((noipa))
+#elif defined(__GNUC__)
 #define TINYML_KERNEL static __attribute__((noinline))
 #else
 #define TINYML_KERNEL static
