@@ -254,6 +254,13 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
         pixels = oh * ow
         blocks, tail = pixels // tile_m, pixels % tile_m
 
+        @T.macro
+        def pw_block(x, o, scratch, weight, bias, mult, rq, m, pixel):
+            """Pixels [pixel, pixel + m) expanded into scratch, then all their channels."""
+            T.evaluate(T.call_extern("void", pw[m], T.address_of(x[pixel * ci]), ci, kp, in_off, scratch.data,
+                                     T.address_of(weight[0]), co, T.address_of(bias[0]), T.address_of(mult[0]),
+                                     T.address_of(rq[0]), T.address_of(o[pixel * co]), out_zp, act_min, act_max))
+
         @T.prim_func
         def conv2d_gemm_flat(
             data: T.Buffer(dshape, "int8"),
@@ -267,15 +274,9 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
             o = T.decl_buffer((n * oh * ow * co,), "int8", data=out.data)
             scratch = T.alloc_buffer((tile_m * kp // 2,), "int32")
             for b, blk in T.grid(n, blocks):
-                T.evaluate(T.call_extern("void", pw[tile_m], T.address_of(x[(b * pixels + blk * tile_m) * ci]), ci, kp, in_off,
-                                         scratch.data, T.address_of(weight[0]), co, T.address_of(bias[0]),
-                                         T.address_of(mult[0]), T.address_of(rq[0]),
-                                         T.address_of(o[(b * pixels + blk * tile_m) * co]), out_zp, act_min, act_max))
+                pw_block(x, o, scratch, weight, bias, mult, rq, tile_m, b * pixels + blk * tile_m)
             for b, p in T.grid(n, tail):
-                T.evaluate(T.call_extern("void", pw[1], T.address_of(x[(b * pixels + blocks * tile_m + p) * ci]), ci, kp, in_off,
-                                         scratch.data, T.address_of(weight[0]), co, T.address_of(bias[0]),
-                                         T.address_of(mult[0]), T.address_of(rq[0]),
-                                         T.address_of(o[(b * pixels + blocks * tile_m + p) * co]), out_zp, act_min, act_max))
+                pw_block(x, o, scratch, weight, bias, mult, rq, 1, b * pixels + blocks * tile_m + p)
 
         return conv2d_gemm_flat
 
