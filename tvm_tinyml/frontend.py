@@ -144,15 +144,34 @@ def _import_tflite(model: tflite.Model, path: str, origins: dict | None = None) 
             tables.append(self.exp_tab)
 
     mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter))
-    if origins is not None and tables:
-        graph = model.Subgraphs(0)
-        for index in range(graph.OperatorsLength()):
-            op = graph.Operators(index)
-            for tensor in np.atleast_1d(op.OutputsAsNumpy()):
-                expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode())
-                if expr is not None:
-                    origins[expr] = f"operator #{index} ({_tflite_op_name(model, op)})"
+    graph = model.Subgraphs(0)
+    for index in range(graph.OperatorsLength()):
+        op = graph.Operators(index)
+        where = f"operator #{index} ({_tflite_op_name(model, op)})"
+        for tensor in np.atleast_1d(op.OutputsAsNumpy()):
+            expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode()) if tables else None
+            if expr is None:
+                continue
+            _check_declared_shape(path, where, graph, int(tensor), expr)
+            if origins is not None:
+                origins[expr] = where
     return mod
+
+
+def _check_declared_shape(path: str, where: str, graph, index: int, expr) -> None:
+    """A TFLite output tensor's declared shape must be the one its operator computes (as TFLite
+    Micro's Prepare would find it); a model that disagrees with itself is refused."""
+    ty = getattr(expr, "ty", None)
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        return
+    computed = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in ty.shape]
+    tensor = graph.Tensors(index)
+    declared = [int(d) for d in np.atleast_1d(tensor.ShapeAsNumpy())] if tensor.ShapeLength() else []
+    if None not in computed and int(np.prod(computed)) != int(np.prod(declared)):
+        raise TinyMLError(
+            f"{path}: {where}: output tensor #{index} '{tensor.Name().decode(errors='replace')}' is declared "
+            f"{declared} but the operator computes {computed}"
+        )
 
 
 def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
