@@ -26,6 +26,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Call, Var
 
+from relax_passes.realize_activations import ActivationRealizer  # activations (act)
 from schedules import qnn_compute as qc
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
@@ -66,7 +67,7 @@ class QuantizeRealize:
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer:
+class _Realizer(ActivationRealizer):
     def __init__(self, func: relax.Function, float_io: bool) -> None:
         self.func = func
         self.float_io = float_io
@@ -477,6 +478,8 @@ class _Realizer:
         return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
+        if call.attrs.method == "linear":
+            return self._resize_bilinear(call, out)  # activations (act)
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
         attrs = call.attrs
