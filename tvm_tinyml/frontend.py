@@ -426,7 +426,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         a 1-D per-channel bias whose converter copied the 4-D weight's dimension (person_detect's
         depthwise biases carry 3). Relax's dequantize needs an axis inside the tensor.
         """
-        wrappers = super().get_tensors(tensors_idx_list)
+        wrappers = [self._tensor_wrapper(int(i)) for i in self._indices_or_empty(tensors_idx_list)]
         for wrapper in wrappers:
             params = wrapper.qnn_params
             if params is None or wrapper.tensor == 0:
@@ -435,6 +435,16 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             if not 0 <= params["axis"] < max(rank, 1):
                 params["axis"] = max(rank - 1, 0)
         return wrappers
+
+    def _tensor_wrapper(self, index: int) -> tflite_frontend.TensorWrapper:
+        """TVM's wrapper of one tensor; a quantization table without scales (palm_detection's
+        int32 shape and size constants) means unquantized, as in TFLite Micro."""
+        if index >= 0:
+            tensor = self.subgraph.Tensors(index)
+            quant = tensor.Quantization()
+            if quant is not None and quant.ScaleLength() == 0:
+                return tflite_frontend.TensorWrapper(index, tensor, self.model.Buffers(tensor.Buffer()))
+        return super().get_tensors([index])[0]
 
     def convert_pad(self, op):
         """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
