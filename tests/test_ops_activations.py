@@ -9,6 +9,8 @@ Options are swept: quantization (fine/coarse scales, extreme zero points), alpha
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -19,6 +21,7 @@ from test_ops import I8, IN_Q, acc_out_scale, act, add_conv, check, i32_const, i
 from tflite_builder import ModelBuilder, run_tflm
 from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.overlap import max_overlap_delta
+from tvm_tinyml.run import run_on_board
 
 SHAPE = [1, 4, 8, 8]  # 256 elements: every int8 value once
 QUANTS = [
@@ -300,3 +303,55 @@ def test_prelu_overlap_rule_is_safe(alpha_shape, index):
 
 def test_resize_bilinear_offers_no_overlap():
     assert max_overlap_delta("resize_bilinear", {}, 0, [(1, 4, 4, 3)], 1, (1, 8, 8, 3), 1) is None
+
+
+# ---------------------------------------------------------------- on Cortex-M
+
+
+def every_op_model() -> bytes:
+    """CONV -> PRELU -> LEAKY_RELU -> ELU -> TANH -> RESIZE_BILINEAR -> CONV, plus an RSQRT
+    output of a RELU (non-negative reals, so TFLM accepts every value)."""
+    b = ModelBuilder()
+    x = act(b, [1, 6, 6, 3])
+    y, shape = add_conv(b, x, [1, 6, 6, 3], 8, seed=91)
+    alpha = b.add_tensor([1, 1, 8], I8, scale=0.02, zero_point=0, data=np.arange(-60, 60, 15))
+    chain = [("PRELU", dict(scale=0.04, zero_point=-16), {}), ("LEAKY_RELU", dict(scale=0.03, zero_point=-30), {"alpha": 0.3}),
+             ("ELU", dict(scale=0.02, zero_point=-50), {}), ("TANH", dict(scale=1 / 128, zero_point=0), {})]
+    for op, out_q, options in chain:
+        h = act(b, shape, **out_q)
+        b.add_operator(op, [y, alpha] if op == "PRELU" else [y], [h], **options)
+        y = h
+    up_shape = [1, 11, 11, 8]
+    up = act(b, up_shape, scale=1 / 128, zero_point=0)
+    b.add_operator("RESIZE_BILINEAR", [y, b.add_tensor([2], np.int32, data=np.array([11, 11]))], [up], align_corners=True)
+    z, _ = add_conv(b, up, up_shape, 4, kernel=1, seed=92, in_scale=1 / 128)
+    r = act(b, up_shape, scale=0.01, zero_point=-128)
+    b.add_operator("RELU", [up], [r])
+    s = act(b, up_shape, scale=0.1, zero_point=-128)
+    b.add_operator("RSQRT", [r], [s])
+    return b.build([x], [z, s])
+
+
+def test_every_op_graph_on_host(tmp_path):
+    check(tmp_path, every_op_model())
+
+
+def test_every_op_graph_builds_for_cortex_m_without_helpers(tmp_path):
+    """-Wall -Werror with arm-none-eabi-gcc, and no libgcc call (the int64 resize arithmetic)."""
+    path = tmp_path / "every.tflite"
+    path.write_bytes(every_op_model())
+    out = tvm_tinyml.build(str(path), target="stm32f746").export(tmp_path / "c")
+    obj = tmp_path / "model.o"
+    command = ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2",
+               "-Wall", "-Werror", "-c", str(out / "every.c"), "-o", str(obj)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    symbols = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True, timeout=60).stdout
+    assert set(symbols.split()) - {"U"} <= {"memcpy", "memset"}, symbols
+
+
+def test_every_op_graph_on_qemu_m7(tmp_path):
+    path = tmp_path / "every.tflite"
+    path.write_bytes(every_op_model())
+    result = run_on_board(str(path), "qemu-m7", inputs=2)
+    assert result.bit_exact and result.passed, result
