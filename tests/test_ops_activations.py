@@ -110,6 +110,20 @@ def test_leaky_relu_quantization(tmp_path, in_q, out_q):
     check_every_value(tmp_path, unary("LEAKY_RELU", in_q, out_q, alpha=0.1), min_distinct=4)
 
 
+# Scales whose float32 quotient and double quotient quantize to multipliers giving different
+# unsaturated outputs: they pin which arithmetic the TFLM build uses (double).
+MULTIPLIER_SENSITIVE = [(0.012943156063556671, 0.008866259828209877, -57),
+                        (0.09300907701253891, 0.1768546998500824, -76),
+                        (0.0687461644411087, 0.07490961253643036, 30)]
+
+
+@pytest.mark.parametrize("op, options", [("RELU", {}), ("LEAKY_RELU", {"alpha": 0.2})], ids=["relu", "leaky"])
+@pytest.mark.parametrize("s_in, s_out, zp", MULTIPLIER_SENSITIVE, ids=["a", "b", "c"])
+def test_identity_multiplier_precision(tmp_path, op, options, s_in, s_out, zp):
+    model = unary(op, dict(scale=s_in, zero_point=zp), dict(scale=s_out, zero_point=-128), **options)
+    check_every_value(tmp_path, model)
+
+
 # ---------------------------------------------------------------- PRELU
 
 

@@ -27,12 +27,14 @@ def leaky_relu_params(input_scale: float, input_zp: int, alpha: float, output_sc
                       output_zp: int) -> dict[str, int]:
     """CalculateOpDataLeakyRelu (micro/kernels/leaky_relu_common.cc), int8.
 
-    Both real multipliers are computed in float32 (`input_scale * alpha / output_scale`,
-    `input_scale / output_scale`); a negative alpha gives a negative multiplier.
+    The pinned tflite-micro build computes both real multipliers (`input_scale * alpha /
+    output_scale`, `input_scale / output_scale`) in double from the float32 values, not in
+    float32 as the source's casts suggest (tests/test_ops_activations.py pins this). A
+    negative alpha gives a negative multiplier.
     """
-    s_in, s_out = _F32(input_scale), _F32(output_scale)
-    alpha_mult, alpha_shift = quantize_multiplier(float(s_in * _F32(alpha) / s_out))
-    identity_mult, identity_shift = quantize_multiplier(float(s_in / s_out))
+    s_in, s_out = _f32(input_scale), _f32(output_scale)
+    alpha_mult, alpha_shift = quantize_multiplier(s_in * _f32(alpha) / s_out)
+    identity_mult, identity_shift = quantize_multiplier(s_in / s_out)
     return dict(input_zp=input_zp, output_zp=output_zp, identity_mult=identity_mult,
                 identity_shift=identity_shift, alpha_mult=alpha_mult, alpha_shift=alpha_shift)
 
