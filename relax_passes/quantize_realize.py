@@ -420,8 +420,8 @@ class _Realizer(ActivationRealizer):
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
-        if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
-            raise UnsupportedOperatorError("int8 logistic needs output scale 1/256 and zero point -128")
+        if out.zero_point != -128:  # TFLM's only check; it writes raw Q0.8 whatever the output scale
+            raise UnsupportedOperatorError("int8 logistic needs output zero point -128")
         params = [int(v) for v in qp.logistic_params(x.scalar_scale, x.scalar_zp).values()]
         return self._emit(qc.logistic, x.src, params=params, op="logistic", act_min=out.act_min, act_max=out.act_max)
 

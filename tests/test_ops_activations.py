@@ -174,6 +174,18 @@ def test_logistic_every_value(tmp_path, in_q):
     check_every_value(tmp_path, unary("LOGISTIC", in_q, dict(scale=1 / 256, zero_point=-128)), min_distinct=4)
 
 
+def test_logistic_ignores_output_scale_like_tflm(tmp_path):
+    """TFLM's int8 LOGISTIC checks only the output zero point (-128) and writes raw Q0.8."""
+    check_every_value(tmp_path, unary("LOGISTIC", IN_Q, dict(scale=0.01, zero_point=-128)))
+
+
+def test_logistic_other_output_zero_point_is_refused(tmp_path):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(unary("LOGISTIC", IN_Q, dict(scale=1 / 256, zero_point=0)))
+    with pytest.raises(UnsupportedOperatorError, match="logistic needs output zero point -128"):
+        tvm_tinyml.build(str(path), target="host")
+
+
 @pytest.mark.parametrize("in_q", QUANTS, ids=QUANT_IDS)
 @pytest.mark.parametrize("out_q", [dict(scale=0.04, zero_point=-60), dict(scale=0.02, zero_point=-120)], ids=["a", "b"])
 def test_hard_swish_every_value(tmp_path, in_q, out_q):
