@@ -580,3 +580,9 @@ def source_classic_bound(path: str | os.PathLike) -> int | None:
         touch(int(index), steps)
     size = {i: int(np.prod(graph.Tensors(i).ShapeAsNumpy())) * np.dtype(_tflite_dtype(graph, i)).itemsize for i in first}
     return max(sum(size[i] for i in first if first[i] <= step <= last[i]) for step in range(steps + 1))
+
+
+def tflite_constant_bytes(path: str | os.PathLike) -> int:
+    """Bytes of all non-empty buffers of a .tflite file: the model's own weights and constants."""
+    model = _parse_tflite(_read(str(path)), str(path))
+    return sum(model.Buffers(i).DataLength() for i in range(model.BuffersLength()))
