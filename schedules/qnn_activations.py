@@ -13,9 +13,6 @@ from tvm import te, tirx
 
 from .qnn_compute import INT8, INT32, _broadcast_binary, _unary
 
-INT64 = "int64"
-
-
 def leaky_relu(data, params: Sequence[int], *, act_min: int, act_max: int):
     """TFLM int8 LEAKY_RELU per element (tinyml_leaky_relu_i8), clamped to the activation range."""
     return _unary(data, "tinyml_leaky_relu_i8", params, act_min, act_max)
@@ -37,9 +34,13 @@ def lookup(data, table):
 
 
 def resize_bilinear(data, out_hw: Sequence[int], *, align_corners: bool, half_pixel_centers: bool):
-    """reference_ops::ResizeBilinearInteger on NHWC int8: Q10 source coordinates, four int64
-    weighted taps, rounded (half away from zero) division by 2^20. Quantization is ignored, as
-    in TFLM (raw values are interpolated)."""
+    """reference_ops::ResizeBilinearInteger on NHWC int8: Q10 source coordinates, four weighted
+    taps, rounded (half away from zero) division by 2^20. Quantization is ignored, as in TFLM
+    (raw values are interpolated).
+
+    TFLM sums in int64; int32 gives the same result: a tap weight is at most 1536 (the Q10
+    fraction lies in [-512, 1024)), so each of the four terms is below 128 * 1536^2 < 2^29.
+    """
     n, h, w, c = (int(d) for d in data.shape)
     oh, ow = out_hw
     ys = _source_coordinate(oh, h, align_corners, half_pixel_centers)
@@ -47,16 +48,16 @@ def resize_bilinear(data, out_hw: Sequence[int], *, align_corners: bool, half_pi
 
     def _value(b, y, x, ch):
         (sy, y0, y1), (sx, x0, x1) = ys(y), xs(x)
-        dy, dx = (sy - y0 * 1024).astype(INT64), (sx - x0 * 1024).astype(INT64)
-        one = tirx.const(1024, INT64)
+        dy, dx = sy - y0 * 1024, sx - x0 * 1024
+        one = tirx.const(1024, INT32)
 
         def tap(yy, xx):
-            return data[b, yy, xx, ch].astype(INT64)
+            return data[b, yy, xx, ch].astype(INT32)
 
         total = (tap(y0, x0) * (one - dy) * (one - dx) + tap(y1, x0) * dy * (one - dx)
                  + tap(y0, x1) * (one - dy) * dx + tap(y1, x1) * dy * dx)
-        half = tirx.if_then_else(total > 0, tirx.const(1 << 19, INT64), tirx.const(-(1 << 19), INT64))
-        return tirx.truncdiv(total + half, tirx.const(1 << 20, INT64)).astype(INT8)
+        half = tirx.if_then_else(total > 0, tirx.const(1 << 19, INT32), tirx.const(-(1 << 19), INT32))
+        return tirx.truncdiv(total + half, tirx.const(1 << 20, INT32)).astype(INT8)
 
     return te.compute((n, oh, ow, c), _value, name="out")
 

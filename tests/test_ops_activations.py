@@ -363,7 +363,7 @@ def test_every_op_graph_on_host(tmp_path):
 
 
 def test_every_op_graph_builds_for_cortex_m_without_helpers(tmp_path):
-    """-Wall -Werror with arm-none-eabi-gcc, and no libgcc call (the int64 resize arithmetic)."""
+    """-Wall -Werror with arm-none-eabi-gcc, and no libgcc call."""
     path = tmp_path / "every.tflite"
     path.write_bytes(every_op_model())
     out = tvm_tinyml.build(str(path), target="stm32f746").export(tmp_path / "c")
