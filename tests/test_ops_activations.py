@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import tvm_tinyml
+import tvm_tinyml.frontend
 from replay import kernel_trace, overlap_is_safe
 from test_memory_planner import assert_overlaps_replay_safely
+from test_quantize_realize import call_constants, kernel_calls, kernel_ops, realize
 from test_ops import I8, IN_Q, acc_out_scale, act, add_conv, check, i32_const, int8_data, single, weight_scales
 from tflite_builder import ModelBuilder, run_tflm
 from tvm_tinyml.errors import UnsupportedOperatorError
@@ -381,3 +383,22 @@ def test_every_op_graph_on_qemu_m7(tmp_path):
     path.write_bytes(every_op_model())
     result = run_on_board(str(path), "qemu-m7", inputs=2)
     assert result.bit_exact and result.passed, result
+
+
+# ---------------------------------------------------------------- structure after QuantizeRealize
+
+
+def test_every_op_graph_realizes_to_one_integer_kernel_per_op(tmp_path):
+    """Each activation is one int8 kernel; PRELU keeps its [1, 1, C] alpha (not broadcast to
+    the activation's size), ELU and RSQRT carry a 256-entry int8 table."""
+    path = tmp_path / "every.tflite"
+    path.write_bytes(every_op_model())
+    mod = realize(tvm_tinyml.frontend.from_tflite(str(path)))
+    ops = kernel_ops(mod)
+    assert ops[:6] == ["conv2d", "prelu", "leaky_relu", "lookup", "tanh", "resize_bilinear"]
+    assert sorted(ops[6:]) == ["conv2d", "lookup", "requantize"]  # the two branches after the resize
+    for param in mod["main"].params:
+        assert param.ty.dtype == "int8"
+    constants = {op: call_constants(call) for op, (_, call) in zip(kernel_ops(mod), kernel_calls(mod))}
+    assert [c.shape for c in constants["prelu"]] == [(1, 1, 8)]
+    assert [(c.shape, c.dtype) for c in constants["lookup"]] == [((256,), np.int8)]
