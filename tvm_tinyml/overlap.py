@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 _ELEMENTWISE = {"requantize", "clip", "quantize", "dequantize", "softmax"}
-_ELEMENTWISE |= {"leaky_relu", "tanh", "lookup"}  # activations (act): read element i, then write it
+_ELEMENTWISE |= {"leaky_relu", "tanh", "lookup", "logistic", "hard_swish"}  # activations (act): read x[i], write y[i]
 _BROADCAST_BINARY = ("add", "mul", "prelu")
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
 
