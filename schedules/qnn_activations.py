@@ -13,6 +13,7 @@ from tvm import te, tirx
 
 from .qnn_compute import INT8, INT32, _broadcast_binary, _unary
 
+
 def leaky_relu(data, params: Sequence[int], *, act_min: int, act_max: int):
     """TFLM int8 LEAKY_RELU per element (tinyml_leaky_relu_i8), clamped to the activation range."""
     return _unary(data, "tinyml_leaky_relu_i8", params, act_min, act_max)
