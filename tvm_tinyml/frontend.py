@@ -49,8 +49,17 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "RELU6",
         "LOGISTIC",
         "HARD_SWISH",
+        # activations and bilinear resize (act)
+        "LEAKY_RELU",
+        "PRELU",
+        "TANH",
+        "ELU",
+        "RSQRT",
+        "RESIZE_BILINEAR",
     }
 )
+# Builtins TFLite Micro has no kernel for: without a bit-exact reference we refuse them.
+_NO_TFLM_KERNEL = frozenset({"RELU_N1_TO_1", "RELU_0_TO_1"})
 
 _TFLITE_OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _TFLITE_DTYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -236,6 +245,10 @@ def _check_tflite_ops(model: tflite.Model, path: str) -> None:
         hint = "the TFLite converter (full integer quantization)"
         raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
     for index, name in enumerate(names):
+        if name in _NO_TFLM_KERNEL:
+            raise UnsupportedOperatorError(
+                f"{path}: operator #{index} ({name}) is not supported: TFLite Micro has no kernel for it"
+            )
         if name not in SUPPORTED_TFLITE_OPS:
             raise UnsupportedOperatorError(f"{path}: operator #{index} ({name}) is not supported")
 
@@ -385,6 +398,8 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "PADV2",
         "TRANSPOSE",
         "RESIZE_NEAREST_NEIGHBOR",
+        "PRELU",  # activations (act)
+        "ELU",
     }
 
     def get_tensors(self, tensors_idx_list):
@@ -394,7 +409,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         a 1-D per-channel bias whose converter copied the 4-D weight's dimension (person_detect's
         depthwise biases carry 3). Relax's dequantize needs an axis inside the tensor.
         """
-        wrappers = super().get_tensors(tensors_idx_list)
+        wrappers = [self._tensor_wrapper(int(i)) for i in self._indices_or_empty(tensors_idx_list)]
         for wrapper in wrappers:
             params = wrapper.qnn_params
             if params is None or wrapper.tensor == 0:
@@ -403,6 +418,16 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             if not 0 <= params["axis"] < max(rank, 1):
                 params["axis"] = max(rank - 1, 0)
         return wrappers
+
+    def _tensor_wrapper(self, index: int) -> tflite_frontend.TensorWrapper:
+        """TVM's wrapper of one tensor; a quantization table without scales (palm_detection's
+        int32 shape and size constants) means unquantized, as in TFLite Micro."""
+        if index >= 0:
+            tensor = self.subgraph.Tensors(index)
+            quant = tensor.Quantization()
+            if quant is not None and quant.ScaleLength() == 0:
+                return tflite_frontend.TensorWrapper(index, tensor, self.model.Buffers(tensor.Buffer()))
+        return super().get_tensors([index])[0]
 
     def convert_pad(self, op):
         """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
@@ -464,6 +489,37 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             self._dequantized_input(op), size, None, "NHWC", "nearest_neighbor", coord_trans, rounding
         )
         return self.quantize(out, self.get_output_tensors(op)[0])
+
+    # ---------------------------------------------------------------- activations (act)
+
+    def convert_prelu(self, op):
+        """Convert quantized TFLite PRELU to where(x >= 0, x, x * alpha), alpha (a constant or
+        an activation) broadcast against x; the pass matches exactly this pattern."""
+        if not self.is_quantized(op):
+            return super().convert_prelu(op)
+        x = self._dequantized_input(op)
+        alpha_tensor = self.get_input_tensors(op)[1]
+        alpha = self.dequantize(self.get_tensor_expr(alpha_tensor), alpha_tensor)
+        out = relax.op.where(relax.op.greater_equal(x, relax.const(0.0)), x, relax.op.multiply(x, alpha))
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_elu(self, op):
+        """Convert quantized TFLite ELU to where(x < 0, exp(x) - 1, x) (matched by the pass)."""
+        if not self.is_quantized(op):
+            return super().convert_elu(op)
+        x = self._dequantized_input(op)
+        out = relax.op.where(relax.op.less(x, relax.const(0.0)), relax.op.exp(x) - relax.const(1.0), x)
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_resize_bilinear(self, op):
+        """Convert TFLite RESIZE_BILINEAR, refusing align_corners with half_pixel_centers as
+        TFLite Micro does (TVM's converter would silently pick half-pixel)."""
+        from tflite.ResizeBilinearOptions import ResizeBilinearOptions
+
+        options = self._get_builtin_options(op, ResizeBilinearOptions)
+        if options.AlignCorners() and options.HalfPixelCenters():
+            raise tvm.error.OpNotImplemented("RESIZE_BILINEAR with both align_corners and half_pixel_centers")
+        return super().convert_resize_bilinear(op)
 
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""
