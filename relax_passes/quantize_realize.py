@@ -26,6 +26,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Call, Var
 
+from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer
 from schedules import qnn_compute as qc
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
@@ -66,7 +67,7 @@ class QuantizeRealize:
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer:
+class _Realizer(MovementRealizer):
     def __init__(self, func: relax.Function, float_io: bool) -> None:
         self.func = func
         self.float_io = float_io
@@ -155,6 +156,8 @@ class _Realizer:
             self.env[var] = self._emit(qc.requantize, self.env[value.args[0]], params=(0, 1 << 30, 1, 0, lo, hi), op="clip")
         elif name == "relax.reshape" and value.args[0] in self.env:
             self.env[var] = self.bb.emit(relax.op.reshape(self.env[value.args[0]], var.ty.shape))
+        elif name in MOVEMENT_RELAX_OPS and var.ty.dtype == "int8" and self._movement_sources(name, value) is not None:
+            self.env[var] = self._realize_movement(name, var, value)  # data movement (movement_realize.py)
         elif name == "relax.astype" and var.ty.dtype == "int8":
             self._realize_int_pool(var, value)
         elif name == "relax.nn.max_pool2d" and value.args[0] in self.env:
