@@ -46,14 +46,10 @@ def _unsupported(message: str):
 def strided_slice_axes(shape, begin, end, strides, begin_mask: int, end_mask: int, shrink_mask: int):
     """Per-axis (start, step, count) of TFLite Micro's STRIDED_SLICE (strided_slice_logic.h).
 
-    TFLite Micro ignores ellipsis_mask, new_axis_mask and the offset option; begin/end/strides
-    shorter than the rank cover the leading axes (the rest are taken whole).
+    TFLite Micro ignores ellipsis_mask, new_axis_mask and the offset option.
     """
     axes = []
     for axis, size in enumerate(shape):
-        if axis >= len(begin):
-            axes.append((0, 1, size))
-            continue
         stride, bit = int(strides[axis]), 1 << axis
         if stride == 0:
             raise _unsupported("STRIDED_SLICE with a zero stride")
@@ -115,6 +111,9 @@ class MovementConverter:
         if self.has_expr(tensor.tensor_idx):
             raise _unsupported(f"{self.get_op_code_str(op)} with a non-constant input {index}")
         return [int(v) for v in np.asarray(self.get_tensor_value(tensor)).reshape(-1)]
+
+    def _output_zero_point(self, op) -> int:
+        return int(tflite_frontend.get_scalar_from_constant(self.get_output_tensors(op)[0].qnn_params["zero_point"]))
 
     def _options(self, op, name: str):
         module = __import__(f"tflite.{name}", fromlist=[name])
@@ -178,10 +177,12 @@ class MovementConverter:
         if not self.is_quantized(op):
             return super().convert_strided_slice(op)
         expr, shape = self._movement_input(op)
-        if len(shape) > 5:
-            raise _unsupported("STRIDED_SLICE on more than 5 dimensions")
+        if len(shape) > 4:
+            raise _unsupported("STRIDED_SLICE on more than 4 dimensions")
         options = self._options(op, "StridedSliceOptions")
         begin, end, strides = (self._const_ints(op, i) for i in (1, 2, 3))
+        if not len(begin) == len(end) == len(strides) == len(shape):
+            raise _unsupported("STRIDED_SLICE with begin/end/strides not one per input axis")
         axes = strided_slice_axes(
             shape, begin, end, strides, options.BeginMask(), options.EndMask(), options.ShrinkAxisMask()
         )
@@ -290,7 +291,7 @@ class MovementConverter:
         if len(inputs) == 3:
             value = int(np.asarray(self.get_tensor_value(inputs[2])).reshape(-1)[0])
         else:
-            value = int(tflite_frontend.get_scalar_from_constant(self.get_output_tensors(op)[0].qnn_params["zero_point"]))
+            value = self._output_zero_point(op)
         return relax.op.nn.pad(expr, pad_width=widths, pad_value=float(value))
 
     def convert_transpose(self, op):
@@ -332,15 +333,20 @@ class MovementConverter:
         return shape, block, pairs
 
     def convert_space_to_batch_nd(self, op):
-        """SPACE_TO_BATCH_ND: pad H and W with raw 0 (TFLite Micro's pad value), then shuffle the
-        blocks into the batch: out batch (dy * bw + dx) * N + b."""
+        """SPACE_TO_BATCH_ND: pad H and W with the output zero point, then shuffle the blocks
+        into the batch: out batch (dy * bw + dx) * N + b.
+
+        (TFLite pads with the zero point; TFLite Micro with `output_offset` of a persistent
+        buffer it never sets, so its padding bytes are undefined.)
+        """
         if not self.is_quantized(op):
             return super().convert_space_to_batch_nd(op)
         expr, shape = self._movement_input(op)
         (n, h, w, c), (bh, bw), (top, bottom, left, right) = self._spatial_4d(op, shape, 2)
         expr = relax.op.reshape(expr, [n, h, w, c])
         if top or bottom or left or right:
-            expr = relax.op.nn.pad(expr, pad_width=[0, 0, top, bottom, left, right, 0, 0], pad_value=0.0)
+            value = float(self._output_zero_point(op))
+            expr = relax.op.nn.pad(expr, pad_width=[0, 0, top, bottom, left, right, 0, 0], pad_value=value)
         h, w = h + top + bottom, w + left + right
         return self._regroup(expr, [n, h // bh, bh, w // bw, bw, c], [2, 4, 0, 1, 3, 5], self._output_shape(op))
 
