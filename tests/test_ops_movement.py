@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tvm_tinyml
 from tflite_builder import ModelBuilder, run_tflm
 from test_ops import IN_Q, I8, act, add_conv, check, i32_const, int8_data
+from replay import kernel_trace, overlap_is_safe
 from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.overlap import max_overlap_delta
 from tvm_tinyml.frontend_movement import mirror_source, strided_slice_axes
 
 OTHER_Q = dict(scale=0.03, zero_point=11)  # a second quantization (ops that ignore it copy bytes)
@@ -412,6 +416,40 @@ def test_space_batch_between_convs(tmp_path):
     b.add_operator("BATCH_TO_SPACE_ND", [z, b.add_tensor(**i32_const([2, 2])), b.add_tensor(**i32_const([[1, 0], [0, 0]]))], [d])
     out, _ = add_conv(b, d, [1, 3, 4, 4], 3, kernel=1, seed=3)
     check(tmp_path, b.build([x], [out]))
+
+
+# ---------------------------------------------------------------- overlap rules, replayed
+
+
+@st.composite
+def movement_kernels(draw):
+    """A random pad_nd or strided_slice kernel: (op, attrs, in_shape, out_shape)."""
+    in_shape = draw(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+    if draw(st.booleans()):
+        before = [draw(st.integers(0, 2)) for _ in in_shape]
+        out_shape = [d + b + draw(st.integers(0, 2)) for d, b in zip(in_shape, before)]
+        return "pad_nd", {"before": before, "pad_value": 0}, in_shape, out_shape
+    begin, strides, out_shape = [], [], []
+    for d in in_shape:
+        stride = draw(st.sampled_from([-2, -1, 1, 2, 3]))
+        start = draw(st.integers(0, d - 1))
+        room = start // -stride + 1 if stride < 0 else (d - 1 - start) // stride + 1
+        begin.append(start)
+        strides.append(stride)
+        out_shape.append(draw(st.integers(1, room)))
+    return "strided_slice", {"begin": begin, "strides": strides}, in_shape, out_shape
+
+
+@settings(max_examples=150, deadline=None)
+@given(kernel=movement_kernels())
+def test_movement_overlap_rules_are_safe_and_tight(kernel):
+    op, attrs, in_shape, out_shape = kernel
+    delta = max_overlap_delta(op, attrs, 0, [tuple(in_shape)], 1, tuple(out_shape), 1)
+    trace = kernel_trace(op, attrs, [in_shape], out_shape, 0)
+    in_size, out_size = int(np.prod(in_shape)), int(np.prod(out_shape))
+    assert delta is not None
+    assert overlap_is_safe(trace, delta, in_size)
+    assert delta > 0 or delta == max(d for d in range(-out_size, 1) if overlap_is_safe(trace, d, in_size))
 
 
 # ---------------------------------------------------------------- refused cases
