@@ -114,7 +114,7 @@ class _Realizer(MovementRealizer):
 
     def _param(self, param: Var) -> Var:
         dtype = param.ty.dtype
-        if dtype == "int8":
+        if dtype in ("int8", "int32"):  # int32: GATHER indices (movement_realize.py)
             self.env[param] = param
             return param
         users = [b for b in self.bindings if param in relax.analysis.free_vars(b.value)]

@@ -303,6 +303,27 @@ def test_gather_between_convs(tmp_path):
     check(tmp_path, model)
 
 
+@pytest.mark.parametrize("shape, axis, index_shape", [([5, 4], 0, [3]), ([2, 6, 3], 1, [2, 2]), ([1, 4, 7], -1, [])])
+def test_gather_indices_input(tmp_path, shape, axis, index_shape):
+    """Indices as an int32 model input (every valid index, in random order)."""
+    b = ModelBuilder()
+    x = act(b, shape)
+    idx = b.add_tensor(index_shape, np.int32)
+    a = axis % len(shape)
+    y = act(b, shape[:a] + index_shape + shape[a + 1:])
+    b.add_operator("GATHER", [x, idx], [y], axis=axis)
+    model = b.build([x, idx], [y])
+    path = tmp_path / "gather.tflite"
+    path.write_bytes(model)
+    artifact = tvm_tinyml.build(str(path), target="host")
+    for seed in range(4):
+        g = np.random.default_rng(seed)
+        inputs = [int8_data(shape, seed), g.integers(0, shape[a], index_shape).astype(np.int32)]
+        (ours,), (ref,) = artifact.run_host(inputs), run_tflm(model, inputs)
+        assert len(np.unique(ref)) >= min(4, ref.size)
+        np.testing.assert_array_equal(ours.reshape(ref.shape), ref)
+
+
 @pytest.mark.parametrize("mode", [0, 1])  # REFLECT, SYMMETRIC
 @pytest.mark.parametrize("shape, pads", [
     ([1, 4, 5, 2], [[0, 0], [2, 1], [1, 3], [0, 0]]),
