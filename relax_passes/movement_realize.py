@@ -26,7 +26,8 @@ def _ints(expr) -> list[int]:
     return [int(v) for v in values]
 
 
-def _shape(expr) -> list[int]:
+def shape_of(expr) -> list[int]:
+    """The static shape of a Relax expression, as ints."""
     return [int(d) for d in expr.ty.shape]
 
 
@@ -65,20 +66,23 @@ class MovementRealizer:
         return self._realize_take(var, value, src)
 
     def _realize_strided_slice(self, var: Var, value: Call, src):
-        shape = _shape(value.args[0])
+        shape = shape_of(value.args[0])
         begin, strides = [0] * len(shape), [1] * len(shape)
         steps = _ints(value.args[4]) if len(value.args) > 4 else [1] * len(shape)
         for axis, b, s in zip(_ints(value.args[1]), _ints(value.args[2]), steps):
             axis %= len(shape)
             begin[axis], strides[axis] = canonical_begin(b, shape[axis], s), s
-        return self._emit(qm.strided, src, begin=begin, strides=strides, out_shape=_shape(var), op="strided_slice")
+        return self._emit(qm.strided, src, begin=begin, strides=strides, out_shape=shape_of(var), op="strided_slice")
 
     def _realize_int8_pad(self, var: Var, value: Call, src):
         attrs = value.attrs
         if attrs.pad_mode != "constant":
             raise UnsupportedOperatorError(f"int8 pad mode {attrs.pad_mode} is not supported")
-        widths = [int(w) for w in attrs.pad_width]
-        pad_value = int(attrs.pad_value)
+        return self._pad_kernel(src, [int(w) for w in attrs.pad_width], int(attrs.pad_value), shape_of(var))
+
+    def _pad_kernel(self, src, widths: list[int], pad_value: int, out_shape: list[int]):
+        """A spatial-only pad of a 4-D activation is the "pad" kernel a following convolution
+        absorbs (`pad_of`); any other pad is a "pad_nd" kernel."""
         if not -128 <= pad_value <= 127:
             raise UnsupportedOperatorError(f"PAD value {pad_value} is outside the int8 range")
         h, w = (1, 2) if self.layout == "NHWC" else (2, 3)
@@ -87,7 +91,7 @@ class MovementRealizer:
             result = self._emit(qc.pad, src, op="pad", pads=pads, pad_value=pad_value, layout=self.layout)
             self.pad_of[result] = (src, pads, pad_value)
             return result
-        return self._emit(qm.pad_nd, src, before=widths[0::2], out_shape=_shape(var), pad_value=pad_value, op="pad_nd")
+        return self._emit(qm.pad_nd, src, before=widths[0::2], out_shape=out_shape, pad_value=pad_value, op="pad_nd")
 
     def _realize_take(self, var: Var, value: Call, src):
         axis = int(value.attrs.axis) % len(value.args[0].ty.shape)

@@ -26,7 +26,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Call, Var
 
-from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer
+from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
 from schedules import qnn_compute as qc
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
@@ -421,18 +421,8 @@ class _Realizer(MovementRealizer):
     def _q_nn_pad(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
         self._same_quant(x, out, "PAD")
-        widths = [int(w) for w in call.attrs.pad_width]
-        h, w = (1, 2) if self.layout == "NHWC" else (2, 3)
-        spatial = (2 * h, 2 * h + 1, 2 * w, 2 * w + 1)
-        if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
-            raise UnsupportedOperatorError(f"PAD is supported on the spatial axes of 4-D {self.layout} tensors only")
-        pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
         value = x.scalar_zp + qp.round_half_away(float(call.attrs.pad_value) / x.scalar_scale)
-        if not -128 <= value <= 127:
-            raise UnsupportedOperatorError(f"PAD value {call.attrs.pad_value} is outside the int8 range")
-        result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=value, layout=self.layout)
-        self.pad_of[result] = (x.src, pads, value)
-        return result
+        return self._pad_kernel(x.src, [int(w) for w in call.attrs.pad_width], value, shape_of(call))
 
     def _q_permute_dims(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])

@@ -179,6 +179,19 @@ def test_pack(tmp_path, shape, axis, count):
     check(tmp_path, b.build(xs, [y]))
 
 
+def test_unpack_pack_between_convs(tmp_path):
+    """conv -> UNPACK (channels) -> PACK (back, reversed order) -> conv."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 3])
+    y, _ = add_conv(b, x, [1, 4, 4, 3], 3, kernel=1, seed=1, out_q=IN_Q)
+    parts = [act(b, [1, 4, 4]) for _ in range(3)]
+    b.add_operator("UNPACK", [y], parts, num=3, axis=3)
+    p = act(b, [1, 4, 4, 3])
+    b.add_operator("PACK", parts[::-1], [p], axis=-1, values_count=3)
+    z, _ = add_conv(b, p, [1, 4, 4, 3], 4, kernel=3, seed=2)
+    check(tmp_path, b.build([x], [z]))
+
+
 # ---------------------------------------------------------------- splits and slices
 
 
@@ -231,6 +244,11 @@ def test_unpack(tmp_path, shape, axis):
 def test_slice(tmp_path, shape, begin, size):
     out_shape = [d - b if n == -1 else n for d, b, n in zip(shape, begin, size)]
     check(tmp_path, unary("SLICE", shape, [out_shape], [i32_const(begin), i32_const(size)]))
+
+
+def test_slice_between_convs(tmp_path):
+    consts = [i32_const([0, 1, 0, 1]), i32_const([1, 3, -1, 2])]
+    check(tmp_path, between_convs("SLICE", [1, 5, 4, 4], [[1, 3, 4, 2]], consts))
 
 
 STRIDED_CASES = [
