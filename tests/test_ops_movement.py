@@ -8,6 +8,9 @@ tensors other kernels write and read).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -331,15 +334,66 @@ def test_gather_indices_input(tmp_path, shape, axis, index_shape):
     y = act(b, shape[:a] + index_shape + shape[a + 1:])
     b.add_operator("GATHER", [x, idx], [y], axis=axis)
     model = b.build([x, idx], [y])
-    path = tmp_path / "gather.tflite"
+    check_inputs(tmp_path, model, [[int8_data(shape, k), indices(shape[a], index_shape, k)] for k in range(4)])
+
+
+def indices(size: int, shape, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, size, shape).astype(np.int32)
+
+
+def check_inputs(tmp_path, model: bytes, input_sets):
+    """Like test_ops.check, with given input sets (for int32 index inputs)."""
+    path = tmp_path / "model.tflite"
     path.write_bytes(model)
     artifact = tvm_tinyml.build(str(path), target="host")
-    for seed in range(4):
-        g = np.random.default_rng(seed)
-        inputs = [int8_data(shape, seed), g.integers(0, shape[a], index_shape).astype(np.int32)]
+    for inputs in input_sets:
         (ours,), (ref,) = artifact.run_host(inputs), run_tflm(model, inputs)
         assert len(np.unique(ref)) >= min(4, ref.size)
         np.testing.assert_array_equal(ours.reshape(ref.shape), ref)
+    return path
+
+
+def movement_chain() -> bytes:
+    """PAD (channels) -> STRIDED_SLICE (negative stride) -> GATHER (int32 input indices) ->
+    MIRROR_PAD -> TRANSPOSE -> SPACE_TO_DEPTH -> conv."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 6, 4])
+    idx = b.add_tensor([3], np.int32)
+    p = act(b, [1, 4, 6, 6])
+    b.add_operator("PAD", [x, b.add_tensor(**i32_const([[0, 0], [0, 0], [0, 0], [1, 1]]))], [p])
+    s = act(b, [1, 4, 3, 6])
+    consts = [b.add_tensor(**i32_const(v)) for v in ([0, 0, 5, 0], [1, 4, 0, 6], [1, 1, -2, 1])]
+    b.add_operator("STRIDED_SLICE", [p, *consts], [s], end_mask=0b0100)
+    g = act(b, [1, 4, 3, 3])
+    b.add_operator("GATHER", [s, idx], [g], axis=3)
+    m = act(b, [1, 6, 4, 3])
+    b.add_operator("MIRROR_PAD", [g, b.add_tensor(**i32_const([[0, 0], [1, 1], [0, 1], [0, 0]]))], [m], mode=0)
+    t = act(b, [1, 4, 6, 3])
+    b.add_operator("TRANSPOSE", [m, b.add_tensor(**i32_const([0, 2, 1, 3]))], [t])
+    d = act(b, [1, 2, 3, 12])
+    b.add_operator("SPACE_TO_DEPTH", [t], [d], block_size=2)
+    out, _ = add_conv(b, d, [1, 2, 3, 12], 5, kernel=1, seed=7)
+    return b.build([x, idx], [out])
+
+
+def test_movement_chain(tmp_path):
+    check_inputs(tmp_path, movement_chain(), [[int8_data([1, 4, 6, 4], k), indices(6, [3], k)] for k in range(4)])
+
+
+@pytest.mark.parametrize("target, flags", [
+    ("stm32f746", ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]),
+    ("stm32f412", ["-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
+])
+def test_movement_kernels_build_for_cortex_m(tmp_path, target, flags):
+    path = tmp_path / "chain.tflite"
+    path.write_bytes(movement_chain())
+    artifact = tvm_tinyml.build(str(path), target=target)
+    assert {"pad_nd", "strided_slice", "gather", "transpose"} <= set(artifact.metadata["layers"])
+    out = artifact.export(tmp_path / "c")
+    command = [shutil.which("arm-none-eabi-gcc") or "arm-none-eabi-gcc", *flags, "-O2", "-Wall", "-Werror", "-c",
+               str(out / f"{artifact.name}.c"), "-o", str(tmp_path / "model.o")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
 
 
 @pytest.mark.parametrize("mode", [0, 1])  # REFLECT, SYMMETRIC
