@@ -1,8 +1,8 @@
 """TFLite data-movement operators on int8 tensors, with TFLite Micro's semantics.
 
 These operators only move bytes in TFLite Micro (no requantization), so they are imported
-as integer Relax ops on the int8 tensors themselves, never in QDQ form: reshape (SQUEEZE,
-EXPAND_DIMS), strided_slice with canonical begins (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V,
+as integer Relax ops on the int8 tensors themselves, never in QDQ form: reshape (RESHAPE,
+SQUEEZE, EXPAND_DIMS), strided_slice with canonical begins (SLICE, STRIDED_SLICE, SPLIT, SPLIT_V,
 UNPACK), concat (PACK), nn.pad (PAD, PADV2, SPACE_TO_BATCH_ND), take (GATHER, MIRROR_PAD as
 one index table per padded axis) and permute_dims (TRANSPOSE, SPACE_TO_DEPTH,
 DEPTH_TO_SPACE, SPACE_TO_BATCH_ND, BATCH_TO_SPACE_ND). QuantizeRealize turns each into one
@@ -35,6 +35,7 @@ MOVEMENT_OPS = frozenset(
         "PAD",
         "PADV2",
         "TRANSPOSE",
+        "RESHAPE",
     }
 )
 
@@ -148,6 +149,13 @@ class MovementConverter:
         return relax.Tuple(parts) if len(parts) > 1 else parts[0]
 
     # ---------------------------------------------------------------- reshapes
+    def convert_reshape(self, op):
+        """RESHAPE to the output tensor's shape (TFLite Micro copies bytes whatever the quantization)."""
+        if not self.is_quantized(op) or self.get_tensor_type_str(self.get_input_tensors(op)[0].tensor.Type()) != "int8":
+            return super().convert_reshape(op)
+        expr, _ = self._movement_input(op)
+        return relax.op.reshape(expr, self._output_shape(op))
+
     def convert_squeeze(self, op):
         """SQUEEZE: a reshape."""
         if not self.is_quantized(op):
