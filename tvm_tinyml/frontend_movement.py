@@ -105,9 +105,11 @@ class MovementConverter:
         return self.get_tensor_expr(tensor), [int(d) for d in self.get_tensor_shape(tensor)]
 
     def _output_shape(self, op, index: int = 0) -> list[int]:
+        """The TFLite shape of output `index`."""
         return [int(d) for d in self.get_tensor_shape(self.get_output_tensors(op)[index])]
 
     def _const_ints(self, op, index: int) -> list[int]:
+        """The flattened values of constant input `index`; refused if it is computed."""
         tensor = self.get_input_tensors(op)[index]
         if self.has_expr(tensor.tensor_idx):
             raise _unsupported(f"{self.get_op_code_str(op)} with a non-constant input {index}")
@@ -117,6 +119,7 @@ class MovementConverter:
         return int(tflite_frontend.get_scalar_from_constant(self.get_output_tensors(op)[0].qnn_params["zero_point"]))
 
     def _options(self, op, name: str):
+        """The op's builtin options table `name` (e.g. "SplitOptions")."""
         module = __import__(f"tflite.{name}", fromlist=[name])
         return self._get_builtin_options(op, getattr(module, name))
 
@@ -136,10 +139,13 @@ class MovementConverter:
         out = relax.op.strided_slice(expr, list(range(len(shape))), begin, end, strides)
         return relax.op.reshape(out, out_shape)
 
-    def _whole(self, shape, axis: int, start: int, count: int):
+    @staticmethod
+    def _whole(shape, axis: int, start: int, count: int):
+        """Slice axes taking `count` elements from `start` on `axis` and everything elsewhere."""
         return [(start, 1, count) if a == axis else (0, 1, d) for a, d in enumerate(shape)]
 
     def _split(self, op, expr, shape, axis: int, sizes: list[int]):
+        """One slice per output, of `sizes[k]` elements along `axis` (a tuple if several)."""
         axis %= len(shape)
         starts = np.cumsum([0] + sizes[:-1])
         parts = [
@@ -149,26 +155,24 @@ class MovementConverter:
         return relax.Tuple(parts) if len(parts) > 1 else parts[0]
 
     # ---------------------------------------------------------------- reshapes
-    def convert_reshape(self, op):
-        """RESHAPE to the output tensor's shape (TFLite Micro copies bytes whatever the quantization)."""
-        if not self.is_quantized(op) or self.get_tensor_type_str(self.get_input_tensors(op)[0].tensor.Type()) != "int8":
-            return super().convert_reshape(op)
+    def _reshaped(self, op):
+        """The int8 input reshaped to the output tensor's shape."""
         expr, _ = self._movement_input(op)
         return relax.op.reshape(expr, self._output_shape(op))
+
+    def convert_reshape(self, op):
+        """RESHAPE of int8 (TFLite Micro copies bytes whatever the quantization)."""
+        if not self.is_quantized(op) or self.get_tensor_type_str(self.get_input_tensors(op)[0].tensor.Type()) != "int8":
+            return super().convert_reshape(op)
+        return self._reshaped(op)
 
     def convert_squeeze(self, op):
         """SQUEEZE: a reshape."""
-        if not self.is_quantized(op):
-            return super().convert_squeeze(op)
-        expr, _ = self._movement_input(op)
-        return relax.op.reshape(expr, self._output_shape(op))
+        return self._reshaped(op) if self.is_quantized(op) else super().convert_squeeze(op)
 
     def convert_expand_dims(self, op):
         """EXPAND_DIMS: a reshape."""
-        if not self.is_quantized(op):
-            return super().convert_expand_dims(op)
-        expr, _ = self._movement_input(op)
-        return relax.op.reshape(expr, self._output_shape(op))
+        return self._reshaped(op) if self.is_quantized(op) else super().convert_expand_dims(op)
 
     # ---------------------------------------------------------------- slices
     def convert_slice(self, op):
