@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import tvm_tinyml
 from tflite_builder import ModelBuilder, run_tflm
+from tvm import relax
 from test_ops import IN_Q, I8, act, add_conv, check, i32_const, int8_data
 from replay import kernel_trace, overlap_is_safe
 from tvm_tinyml.errors import UnsupportedOperatorError
@@ -93,6 +94,24 @@ def test_pad_channels_for_residual_add(tmp_path):
     b.add_operator("ADD", [p, z], [s], fused_activation_function="RELU")
     out, _ = add_conv(b, s, [1, 6, 6, 28], 8, kernel=1, seed=4, in_scale=0.08)
     check(tmp_path, b.build([x], [out]))
+
+
+def test_qdq_pad_on_channels(tmp_path):
+    """An ONNX-style dequantize -> float pad (channels) -> quantize becomes one pad_nd kernel."""
+    x = relax.Var("x", relax.TensorType((1, 3, 2, 4), "int8"))
+    scale, zp = relax.const(np.float32(0.05)), relax.const(np.int8(-7))
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            real = bb.emit(relax.op.dequantize(x, scale, zp))
+            padded = bb.emit(relax.op.nn.pad(real, [0, 0, 0, 0, 1, 0, 2, 3]))
+            out = bb.emit_output(relax.op.quantize(padded, scale, zp, out_dtype="int8"))
+        bb.emit_func_output(out)
+    artifact = tvm_tinyml.build(bb.finalize(), target="host")
+    assert artifact.metadata["layers"] == ["pad_nd"]
+    data = int8_data([1, 3, 2, 4], 0)
+    expected = np.pad(data, [(0, 0), (0, 0), (1, 0), (2, 3)], constant_values=-7)
+    np.testing.assert_array_equal(artifact.run_host([data])[0].reshape(expected.shape), expected)
 
 
 def test_spatial_pad_still_fused_into_conv(tmp_path):
@@ -562,6 +581,11 @@ def test_int16_slice_is_refused(tmp_path):
     q16 = dict(scale=0.001, zero_point=0, dtype=np.int16)
     model = unary("SLICE", [4, 4], [[2, 4]], [i32_const([1, 0]), i32_const([2, -1])], in_q=q16, out_q=q16)
     build_refused(tmp_path, model, r"SLICE on int16 tensors \(int8 only\)")
+
+
+def test_too_wide_mirror_pad_is_refused(tmp_path):
+    model = unary("MIRROR_PAD", [1, 2, 4, 2], [[1, 6, 4, 2]], [i32_const([[0, 0], [2, 2], [0, 0], [0, 0]])], mode=0)
+    build_refused(tmp_path, model, r"MIRROR_PAD wider than the axis \(1 at most\)")
 
 
 def test_empty_strided_slice_is_refused(tmp_path):
