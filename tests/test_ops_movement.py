@@ -300,6 +300,15 @@ def test_strided_slice(tmp_path, shape, begin, end, strides, begin_mask, end_mas
     check(tmp_path, model)
 
 
+def test_strided_slice_ignores_what_tflm_ignores(tmp_path):
+    """TFLM's StridedSlice never reads the offset option, ellipsis_mask or new_axis_mask:
+    end stays an end (not a size from begin), and no axis is inserted."""
+    shape, begin, end, strides = [4, 6], [1, 2], [3, 5], [1, 1]
+    model = unary("STRIDED_SLICE", shape, [[2, 3]], [i32_const(begin), i32_const(end), i32_const(strides)],
+                  offset=True, new_axis_mask=0b01, ellipsis_mask=0b10)
+    check(tmp_path, model)
+
+
 def test_strided_slice_between_convs(tmp_path):
     consts = [i32_const([0, 5, 0, 0]), i32_const([1, 0, 7, 3]), i32_const([1, -2, 2, 1])]
     model = between_convs("STRIDED_SLICE", [1, 6, 7, 3], [[1, 3, 4, 3]], consts, begin_mask=0b1001, end_mask=0b0001)
