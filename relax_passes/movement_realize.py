@@ -97,6 +97,10 @@ class MovementRealizer:
         axis = int(value.attrs.axis) % len(value.args[0].ty.shape)
         const = self._constant(value.args[1])
         if const is not None:
+            size = int(value.args[0].ty.shape[axis])
+            const = np.where(const < 0, const + size, const)  # numpy/ONNX negative indices
+            if const.size and (const.min() < 0 or const.max() >= size):
+                raise UnsupportedOperatorError(f"GATHER with constant indices outside [0, {size})")
             return self._emit(qm.take, src, relax.const(const.astype(np.int32)), axis=axis, clamp=False, op="gather")
         indices = self.env.get(value.args[1])
         if indices is None or value.args[1].ty.dtype != "int32":

@@ -96,21 +96,39 @@ def test_pad_channels_for_residual_add(tmp_path):
     check(tmp_path, b.build([x], [out]))
 
 
-def test_qdq_pad_on_channels(tmp_path):
-    """An ONNX-style dequantize -> float pad (channels) -> quantize becomes one pad_nd kernel."""
-    x = relax.Var("x", relax.TensorType((1, 3, 2, 4), "int8"))
-    scale, zp = relax.const(np.float32(0.05)), relax.const(np.int8(-7))
+def relax_model(shape, body):
+    """A Relax `main(x: int8[shape])` returning `body(bb, x)`, built for the host."""
+    x = relax.Var("x", relax.TensorType(tuple(shape), "int8"))
     bb = relax.BlockBuilder()
     with bb.function("main", [x]):
         with bb.dataflow():
-            real = bb.emit(relax.op.dequantize(x, scale, zp))
-            padded = bb.emit(relax.op.nn.pad(real, [0, 0, 0, 0, 1, 0, 2, 3]))
-            out = bb.emit_output(relax.op.quantize(padded, scale, zp, out_dtype="int8"))
+            out = bb.emit_output(body(bb, x))
         bb.emit_func_output(out)
-    artifact = tvm_tinyml.build(bb.finalize(), target="host")
+    return tvm_tinyml.build(bb.finalize(), target="host")
+
+
+def test_qdq_pad_on_channels():
+    """An ONNX-style dequantize -> float pad (channels) -> quantize becomes one pad_nd kernel."""
+    scale, zp = relax.const(np.float32(0.05)), relax.const(np.int8(-7))
+
+    def body(bb, x):
+        real = bb.emit(relax.op.dequantize(x, scale, zp))
+        padded = bb.emit(relax.op.nn.pad(real, [0, 0, 0, 0, 1, 0, 2, 3]))
+        return relax.op.quantize(padded, scale, zp, out_dtype="int8")
+
+    artifact = relax_model([1, 3, 2, 4], body)
     assert artifact.metadata["layers"] == ["pad_nd"]
     data = int8_data([1, 3, 2, 4], 0)
     expected = np.pad(data, [(0, 0), (0, 0), (1, 0), (2, 3)], constant_values=-7)
+    np.testing.assert_array_equal(artifact.run_host([data])[0].reshape(expected.shape), expected)
+
+
+def test_int8_take_with_negative_constant_indices():
+    """Relax take (as ONNX Gather imports) counts negative indices from the back."""
+    indices = np.array([-1, 0, -3, 2], np.int64)
+    artifact = relax_model([2, 5, 3], lambda bb, x: relax.op.take(x, relax.const(indices), axis=1))
+    data = int8_data([2, 5, 3], 1)
+    expected = np.take(data, indices, axis=1)
     np.testing.assert_array_equal(artifact.run_host([data])[0].reshape(expected.shape), expected)
 
 
