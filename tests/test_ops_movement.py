@@ -560,6 +560,19 @@ def test_space_batch_between_convs(tmp_path):
     check(tmp_path, b.build([x], [out]))
 
 
+@pytest.mark.parametrize("op, in_shape, out_shape, consts, options", [
+    ("SLICE", [4, 5], [2, 5], [i32_const([1, 0]), i32_const([2, -1])], {}),
+    ("STRIDED_SLICE", [4, 5], [4, 2], [i32_const([0, 4]), i32_const([4, 0]), i32_const([1, -2])], {}),
+    ("GATHER", [4, 5], [4, 3], [i32_const([4, 0, 2])], dict(axis=1)),
+    ("MIRROR_PAD", [4, 5], [6, 5], [i32_const([[1, 1], [0, 0]])], dict(mode=1)),
+    ("DEPTH_TO_SPACE", [1, 2, 2, 8], [1, 4, 4, 2], [], dict(block_size=2)),
+    ("SQUEEZE", [1, 4, 5], [4, 5], [], {}),
+])
+def test_other_output_quantization_copies_bytes(tmp_path, op, in_shape, out_shape, consts, options):
+    """TFLM moves the bytes whatever the output quantization: so do we."""
+    check(tmp_path, unary(op, in_shape, [out_shape], consts, out_q=OTHER_Q, **options))
+
+
 # ---------------------------------------------------------------- overlap rules, replayed
 
 
