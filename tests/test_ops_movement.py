@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tvm_tinyml
+from replay import kernel_trace, overlap_is_safe
+from test_ops import I8, IN_Q, act, add_conv, check, i32_const, int8_data
 from tflite_builder import ModelBuilder, run_tflm
 from tvm import relax
-from test_ops import IN_Q, I8, act, add_conv, check, i32_const, int8_data
-from replay import kernel_trace, overlap_is_safe
 from tvm_tinyml.errors import UnsupportedOperatorError
-from tvm_tinyml.overlap import max_overlap_delta
 from tvm_tinyml.frontend_movement import mirror_source, strided_slice_axes
+from tvm_tinyml.overlap import max_overlap_delta
 
 OTHER_Q = dict(scale=0.03, zero_point=11)  # a second quantization (ops that ignore it copy bytes)
 
@@ -54,6 +54,7 @@ def between_convs(op: str, in_shape, out_shapes, consts=(), const_first=False, *
 
 
 def padded(shape, pads):
+    """The shape after padding `pads` ([before, after] per axis)."""
     return [d + a + b for d, (a, b) in zip(shape, pads)]
 
 
