@@ -88,6 +88,15 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         source = np.arange(int(np.prod(in_shape))).reshape(in_shape).transpose(attrs["axes"]).ravel()
         e = np.arange(n_out)
         return e, e, source
+    if op in ("pad_nd", "strided_slice"):  # element by element; a pad element reads nothing
+        coords = np.indices(out_shape).reshape(len(out_shape), -1)
+        if op == "pad_nd":
+            src = coords - np.array(attrs["before"])[:, None]
+        else:
+            src = np.array(attrs["begin"])[:, None] + np.array(attrs["strides"])[:, None] * coords
+        inside = np.all((src >= 0) & (src < np.array(in_shape)[:, None]), axis=0)
+        e = np.arange(n_out)
+        return e, e[inside], np.ravel_multi_index(tuple(src[:, inside]), in_shape)
     raise NotImplementedError(f"no replay for {op}")
 
 

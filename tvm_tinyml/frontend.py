@@ -25,6 +25,7 @@ from tvm.relax.frontend.tflite import tflite_frontend
 from .errors import TinyMLError, UnsupportedOperatorError
 from .quiet import native_stderr_captured
 from .validate import validate_onnx, validate_tflite
+from .frontend_movement import MOVEMENT_OPS, MovementConverter
 
 SUPPORTED_TFLITE_OPS = frozenset(
     {
@@ -60,6 +61,7 @@ SUPPORTED_TFLITE_OPS = frozenset(
 )
 # Builtins TFLite Micro has no kernel for: without a bit-exact reference we refuse them.
 _NO_TFLM_KERNEL = frozenset({"RELU_N1_TO_1", "RELU_0_TO_1"})
+SUPPORTED_TFLITE_OPS |= MOVEMENT_OPS
 
 _TFLITE_OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _TFLITE_DTYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -386,21 +388,19 @@ def _relax_io(mod: tvm.IRModule) -> tuple[list[TensorInfo], list[TensorInfo]]:
 # ---------------------------------------------------------------- quantized TFLite converters
 
 
-class QDQOperatorConverter(tflite_frontend.OperatorConverter):
-    """TVM's TFLite converter plus QDQ lowering of quantized PAD/PADV2, TRANSPOSE and
-    RESIZE_NEAREST_NEIGHBOR: dequantize the input, apply the float op, quantize the result.
+class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter):
+    """TVM's TFLite converter plus QDQ lowering of quantized RESIZE_NEAREST_NEIGHBOR:
+    dequantize the input, apply the float op, quantize the result. Data-movement operators
+    (PAD, TRANSPOSE, SLICE, ...) come from `MovementConverter` as int8 Relax ops.
 
     (Quantized MAX_POOL_2D is already supported upstream, as an int8 max_pool2d.)
     """
 
     _SUPPORTED_QUANTIZED_OPS = tflite_frontend.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
-        "PAD",
-        "PADV2",
-        "TRANSPOSE",
         "RESIZE_NEAREST_NEIGHBOR",
         "PRELU",  # activations (act)
         "ELU",
-    }
+    } | MOVEMENT_OPS
 
     def get_tensors(self, tensors_idx_list):
         """TVM's tensor wrappers, with each quantized_dimension made valid for the tensor's rank.
@@ -429,16 +429,6 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
                 return tflite_frontend.TensorWrapper(index, tensor, self.model.Buffers(tensor.Buffer()))
         return super().get_tensors([index])[0]
 
-    def convert_pad(self, op):
-        """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
-        if not self.is_quantized(op):
-            return super().convert_pad(op)
-        input_tensors = self.get_input_tensors(op)
-        pad_width = [int(v) for v in self.get_tensor_value(input_tensors[1]).flatten()]
-        pad_value = self._real_scalar(input_tensors[2]) if len(input_tensors) == 3 else 0.0
-        out = relax.op.nn.pad(self._dequantized_input(op), pad_width=pad_width, pad_value=pad_value)
-        return self.quantize(out, self.get_output_tensors(op)[0])
-
     def convert_fully_connected(self, op):
         """Convert TFLite FULLY_CONNECTED, flattening the input to [-1, K] as TFLite does.
 
@@ -457,14 +447,6 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             self.exp_tab.set_expr(name, original, force_override=True)
         out_shape = [int(d) for d in self.get_tensor_shape(self.get_output_tensors(op)[0])]
         return relax.op.reshape(out, out_shape)
-
-    def convert_transpose(self, op):
-        """Convert TFLite TRANSPOSE."""
-        if not self.is_quantized(op):
-            return super().convert_transpose(op)
-        axes = [int(v) for v in self.get_tensor_value(self.get_input_tensors(op)[1])]
-        out = relax.op.permute_dims(self._dequantized_input(op), axes or None)
-        return self.quantize(out, self.get_output_tensors(op)[0])
 
     def convert_resize_nearest_neighbor(self, op):
         """Convert TFLite RESIZE_NEAREST_NEIGHBOR (NHWC).
@@ -525,12 +507,6 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         """The op's first input, dequantized to float32."""
         tensor = self.get_input_tensors(op)[0]
         return self.dequantize(self.get_tensor_expr(tensor), tensor)
-
-    def _real_scalar(self, tensor) -> float:
-        """The real value of a quantized constant scalar tensor."""
-        scale = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["scale"])
-        zero_point = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["zero_point"])
-        return float((np.asarray(self.get_tensor_value(tensor)).item() - zero_point) * scale)
 
 
 def source_classic_bound(path: str | os.PathLike) -> int | None:

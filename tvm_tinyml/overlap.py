@@ -67,6 +67,15 @@ def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple
         parts = [np.full(shape, -1) for shape in input_shapes]
         parts[input_index] = np.arange(int(np.prod(in_shape))).reshape(in_shape)
         return _gather_last(np.concatenate(parts, axis=attrs["axis"]).ravel(), int(np.prod(in_shape)))
+    # -- data movement (schedules/qnn_movement.py): one output element per step, row-major
+    if op == "pad_nd":
+        after = [o - i - b for o, i, b in zip(output_shape, in_shape, attrs["before"])]
+        source = np.pad(np.arange(int(np.prod(in_shape))).reshape(in_shape), list(zip(attrs["before"], after)), constant_values=-1)
+        return _gather_last(source.ravel(), int(np.prod(in_shape)))
+    if op == "strided_slice":
+        picks = [b + s * np.arange(n) for b, s, n in zip(attrs["begin"], attrs["strides"], output_shape)]
+        source = np.arange(int(np.prod(in_shape))).reshape(in_shape)[np.ix_(*picks)]
+        return _gather_last(source.ravel(), int(np.prod(in_shape)))
     if op in _WINDOWED and attrs.get("layout", "NHWC") == "NHWC":
         kernel = attrs["pool"] if "pool" in attrs else input_shapes[1][:2]
         return _windowed_last(attrs, in_shape, output_shape, kernel)
