@@ -47,6 +47,11 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "RELU6",
         "LOGISTIC",
         "HARD_SWISH",
+        # binary elementwise (family: binary)
+        "SUB",
+        "MAXIMUM",
+        "MINIMUM",
+        "SQUARED_DIFFERENCE",
     }
 )
 
