@@ -28,6 +28,7 @@ from tvm.ir.expr import Call, Var
 
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
+from schedules import qnn_pad as qpad
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
 
@@ -472,12 +473,14 @@ class _Realizer:
         widths = [int(w) for w in call.attrs.pad_width]
         h, w = (1, 2) if self.layout == "NHWC" else (2, 3)
         spatial = (2 * h, 2 * h + 1, 2 * w, 2 * w + 1)
-        if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
-            raise UnsupportedOperatorError(f"PAD is supported on the spatial axes of 4-D {self.layout} tensors only")
-        pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
         value = x.scalar_zp + qp.round_half_away(float(call.attrs.pad_value) / x.scalar_scale)
         if not -128 <= value <= 127:
             raise UnsupportedOperatorError(f"PAD value {call.attrs.pad_value} is outside the int8 range")
+        if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
+            # other axes (family: binary): a plain N-D pad, which no convolution absorbs
+            pairs = [widths[k : k + 2] for k in range(0, len(widths), 2)]
+            return self._emit(qpad.pad_nd, x.src, op="pad_nd", widths=pairs, pad_value=value)
+        pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
         result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=value, layout=self.layout)
         self.pad_of[result] = (x.src, pads, value)
         return result
