@@ -2,25 +2,30 @@
 
 ADD, SUB, MUL, MAXIMUM, MINIMUM and SQUARED_DIFFERENCE, each with two activations, with an
 activation and a constant of any broadcastable shape (a 0-d or one-element scalar included) on
-either side, broadcasting at ranks 1 to 5, every fused activation the op's options carry, and
-inside small graphs (conv -> op -> conv, a MobileNetV3 squeeze-excite block). Every model runs
+either side, broadcasting at ranks 1 to 6, every fused activation the op's options carry, and
+inside small graphs (conv -> op -> conv, a MobileNetV3 squeeze-excite block); and PAD on any
+axes, which the residual shortcuts next to these ops use. Every model runs
 through the generated C and through TFLM on seeded random inputs (`test_ops.check`), outputs
 compared bit for bit and required to take several distinct values.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
 import pytest
+from tvm.script import ir as I
+from tvm.script import relax as R
 
 import tvm_tinyml
 
 from replay import kernel_trace, overlap_is_safe
 from test_models import ARM_FLAGS, ARM_GCC
 from test_ops import IN_Q, I8, act, add_conv, check, rng
-from tflite_builder import ModelBuilder
+from test_quantize_realize import kernel_calls, kernel_ops, realize
+from tflite_builder import ModelBuilder, run_tflm
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.overlap import max_overlap_delta
@@ -76,6 +81,7 @@ BROADCASTS = {
     "rank4_both": ([1, 1, 3, 6], [1, 4, 1, 1]),
     "rank4_vs_rank1": ([1, 3, 4, 5], [5]),
     "rank5": ([2, 3, 1, 4, 3], [1, 3, 2, 1, 3]),
+    "rank6": ([2, 1, 3, 1, 2, 3], [1, 2, 1, 2, 1, 3]),
 }
 
 
@@ -98,6 +104,49 @@ def test_same_input_scales(tmp_path, op):
     """Equal input scales: the input multipliers are exactly 1/2 (a power-of-two edge case)."""
     q = dict(scale=0.05, zero_point=3)
     check(tmp_path, make_binary(op, operand([1, 4, 4, 6], q), operand([1, 4, 4, 6], q)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("op", ["ADD", "SUB", "MUL", "SQUARED_DIFFERENCE"])
+def test_random_scales(tmp_path, op, seed):
+    """Random scales and zero points: the Prepare-time multipliers (float32 for SUB, double for
+    ADD) must match TFLM's for arbitrary ratios, not just round ones."""
+    g = rng(500 + seed)
+    s1, s2 = (float(v) for v in g.uniform(0.005, 0.2, 2))
+    z1, z2, z_out = (int(v) for v in g.integers(-60, 60, 3))
+    # an output scale near the result's natural scale, randomly off by up to 2x either way
+    natural = {"ADD": max(s1, s2) * 2, "SUB": max(s1, s2) * 2, "MUL": s1 * s2 * 60, "SQUARED_DIFFERENCE": max(s1, s2) ** 2 * 200}[op]
+    out_q = dict(scale=natural * float(2 ** g.uniform(-1, 1)), zero_point=-128 if op == "SQUARED_DIFFERENCE" else z_out)
+    lhs, rhs = operand([1, 3, 4, 5], dict(scale=s1, zero_point=z1)), operand([1, 1, 4, 5], dict(scale=s2, zero_point=z2))
+    check(tmp_path, make_binary(op, lhs, rhs, out_q=out_q))
+
+
+# (op, lhs scale, rhs scale, output scale, output zero point). The SUB and SQUARED_DIFFERENCE
+# scales were found by a search: there, multipliers computed from float32 ratios instead of
+# double ones (the two readings of TFLM's Prepare) change a few of the 65536 outputs.
+PAIR_CASES = {
+    "sub_a": ("SUB", 0.0292352382093668, 0.1357717663049698, 0.3330093026161194, 1),
+    "sub_b": ("SUB", 0.17278040945529938, 0.1786206066608429, 0.36227279901504517, 1),
+    "add": ("ADD", 0.08388760685920715, 0.043710045516490936, 0.0951341837644577, 1),
+    "mul": ("MUL", 0.05, 0.03, 0.09, 2),
+    "squared_difference_a": ("SQUARED_DIFFERENCE", 0.14180587232112885, 0.06231522932648659, 3.9572954177856445, -128),
+    "squared_difference_b": ("SQUARED_DIFFERENCE", 0.13566206395626068, 0.14435061812400818, 3.2387783527374268, -128),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PAIR_CASES))
+def test_every_input_pair(tmp_path, case):
+    """All 256 x 256 int8 input pairs ([256, 1] x [1, 256]) against TFLM."""
+    op, s1, s2, out_scale, out_zp = PAIR_CASES[case]
+    lhs, rhs = operand([256, 1], dict(scale=s1, zero_point=3)), operand([1, 256], dict(scale=s2, zero_point=-5))
+    model = make_binary(op, lhs, rhs, out_q=dict(scale=out_scale, zero_point=out_zp))
+    path = tmp_path / "pairs.tflite"
+    path.write_bytes(model)
+    values = np.arange(-128, 128).astype(I8)
+    xs = [values.reshape(256, 1), values.reshape(1, 256)]
+    (ours,), (ref,) = tvm_tinyml.build(str(path), target="host").run_host(xs), run_tflm(model, xs)
+    assert len(np.unique(ref)) > 50
+    np.testing.assert_array_equal(ours.reshape(ref.shape), ref)
 
 
 @pytest.mark.parametrize("op", ["MAXIMUM", "MINIMUM"])
@@ -166,6 +215,32 @@ def test_two_constants_are_rejected(tmp_path):
     z = add_binary(b, "ADD", x, y, [1, 4])
     with pytest.raises(UnsupportedOperatorError, match="quantized add of two constants is not supported"):
         check(tmp_path, b.build([x], [z]))
+
+
+def test_constant_becomes_an_int8_kernel_input():
+    """QuantizeRealize hands a constant operand (here 0-d, on the left) to the kernel as an int8
+    constant tensor of the same values (one element for a 0-d scalar), in operand order."""
+
+    @I.ir_module
+    class Before:
+        @R.function
+        def main(x: R.Tensor((1, 4, 4, 6), "int8")) -> R.Tensor((1, 4, 4, 6), "int8"):
+            with R.dataflow():
+                fc = R.dequantize(R.const(77, "int8"), R.const(0.01, "float32"), R.const(3, "int32"), out_dtype="float32", axis=0)
+                fx = R.dequantize(x, R.const(0.05, "float32"), R.const(-7, "int32"), out_dtype="float32", axis=0)
+                d = R.subtract(fc, fx)
+                q = R.quantize(d, R.const(0.07, "float32"), R.const(3, "int32"), out_dtype="int8", axis=-1)
+                R.output(q)
+            return q
+
+    after = realize(Before)
+    assert kernel_ops(after) == ["sub"]
+    (func, call), = kernel_calls(after)
+    const, activation = call.args[1].fields
+    assert activation.same_as(after["main"].params[0])
+    assert const.value.numpy().dtype == np.int8 and const.value.numpy().tolist() == [77]
+    params = qp.sub_params(0.01, 3, 0.05, -7, 0.07, 3, -128, 127)
+    assert json.loads(str(func.attrs["tinyml.attrs"]))["params"] == list(params.values())
 
 
 # ---------------------------------------------------------------- inside graphs

@@ -224,20 +224,13 @@ def sub_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: i
                act_min: int, act_max: int) -> dict[str, int]:
     """CalculateOpDataSub (micro/kernels/sub_common.cc), int8 output.
 
-    Unlike ADD, TFLM keeps ``twice_max_input_scale`` and the three ratios in
-    float32 before widening them to double. Keys are the arguments of
-    ``tinyml_sub_i8`` after ``a, b``, in order (the layout of ``add_params``).
+    The pinned tflite-micro build computes these exactly as ADD does (double
+    ratios; the sources in /work/ref keep them in float32, which differs in
+    the multipliers' low bits; tests/test_ops_binary.py::test_every_input_pair
+    pins this). Keys are the arguments of ``tinyml_sub_i8`` after ``a, b``, in
+    order (the layout of ``add_params``).
     """
-    left_shift = 20
-    twice_max_input_scale = np.float32(2) * max(np.float32(s1), np.float32(s2))
-    in1_mult, in1_shift = _smaller_than_one_exp(float(np.float32(s1) / twice_max_input_scale))
-    in2_mult, in2_shift = _smaller_than_one_exp(float(np.float32(s2) / twice_max_input_scale))
-    out_mult, out_shift = _smaller_than_one_exp(
-        float(twice_max_input_scale / (np.float32(1 << left_shift) * np.float32(s_out))))
-    return dict(in1_offset=-zp1, in1_mult=in1_mult, in1_shift=in1_shift,
-                in2_offset=-zp2, in2_mult=in2_mult, in2_shift=in2_shift,
-                left_shift=left_shift, out_mult=out_mult, out_shift=out_shift,
-                out_zp=zp_out, act_min=act_min, act_max=act_max)
+    return add_params(s1, zp1, s2, zp2, s_out, zp_out, act_min, act_max)
 
 
 def squared_difference_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float,
