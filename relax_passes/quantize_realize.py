@@ -353,6 +353,13 @@ class _Realizer:
             raise UnsupportedOperatorError(f"quantized {op} of two constants is not supported")
         params = [int(v) for v in params_of(a, b)]
         shape = [int(d) for d in result.ty.shape]
+        if not isinstance(a.src, np.ndarray) and a.src.same_as(b.src):
+            # op(x, x): one kernel argument read twice (the same tensor passed as two arguments
+            # does not survive C codegen)
+            def compute_once(x, **kwargs):
+                return compute(x, x, **kwargs)
+
+            return self._emit(compute_once, a.src, out_shape=shape, params=params, op=op)
         return self._emit(compute, *(self._kernel_operand(x) for x in (a, b)), out_shape=shape, params=params, op=op)
 
     def _operand(self, expr, op: str) -> _Dequant:

@@ -149,6 +149,15 @@ def test_every_input_pair(tmp_path, case):
     np.testing.assert_array_equal(ours.reshape(ref.shape), ref)
 
 
+@pytest.mark.parametrize("op", ["ADD", "MUL", "SUB"])
+def test_same_tensor_both_operands(tmp_path, op):
+    """op(x, x): two reads of one activation (not SQUARED_DIFFERENCE's d * d pattern)."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 6])
+    y = add_binary(b, op, x, x, [1, 4, 4, 6], out_q=dict(scale=0.02, zero_point=-100) if op == "SUB" else None)
+    check(tmp_path, b.build([x], [y]), min_distinct=1 if op == "SUB" else 4)
+
+
 @pytest.mark.parametrize("op", ["MAXIMUM", "MINIMUM"])
 def test_max_min_compare_raw_values(tmp_path, op):
     """TFLM compares raw int8 values whatever the scales; we must do the same."""
