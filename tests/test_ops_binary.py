@@ -264,8 +264,29 @@ def test_between_convs(tmp_path, op):
     y, _ = add_conv(b, x, shape, 6, kernel=3, seed=11, out_q=LHS_Q)
     c = b.add_tensor(**operand([6], const=True, seed=12))
     z = add_binary(b, op, y, c, [1, 6, 6, 6])
-    w = add_binary(b, op, z, y, [1, 6, 6, 6], out_q=dict(scale=0.3, zero_point=-20) if op == "SQUARED_DIFFERENCE" else None)
-    out, _ = add_conv(b, w, [1, 6, 6, 6], 5, kernel=3, seed=13, in_scale=OUT_Q[op]["scale"])
+    w_q = dict(scale=0.3, zero_point=-20) if op == "SQUARED_DIFFERENCE" else OUT_Q[op]
+    w = add_binary(b, op, z, y, [1, 6, 6, 6], out_q=w_q)
+    out, _ = add_conv(b, w, [1, 6, 6, 6], 5, kernel=3, seed=13, in_scale=w_q["scale"])
+    check(tmp_path, b.build([x], [out]))
+
+
+def test_prelu_style_block(tmp_path):
+    """FaceMesh's activation: conv -> MUL by a [1, 1, C] constant (alpha * x), both branches
+    requantized (int8 QUANTIZE) to one scale, MAXIMUM, then a conv."""
+    b = ModelBuilder()
+    shape = [1, 5, 5, 8]
+    x = act(b, shape)
+    y, _ = add_conv(b, x, shape, 8, kernel=3, seed=51, out_q=LHS_Q)
+    alpha = b.add_tensor(**operand([1, 1, 8], dict(scale=0.008, zero_point=0), const=True, seed=52))
+    scaled = add_binary(b, "MUL", y, alpha, shape, out_q=dict(scale=0.045, zero_point=-11))
+    common = dict(scale=0.055, zero_point=-28)
+    branches = []
+    for t in (y, scaled):
+        r = act(b, shape, **common)
+        b.add_operator("QUANTIZE", [t], [r])
+        branches.append(r)
+    m = add_binary(b, "MAXIMUM", *branches, shape, out_q=common)
+    out, _ = add_conv(b, m, shape, 6, kernel=1, seed=53, in_scale=common["scale"])
     check(tmp_path, b.build([x], [out]))
 
 
