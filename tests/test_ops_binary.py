@@ -109,8 +109,8 @@ def test_same_input_scales(tmp_path, op):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("op", ["ADD", "SUB", "MUL", "SQUARED_DIFFERENCE"])
 def test_random_scales(tmp_path, op, seed):
-    """Random scales and zero points: the Prepare-time multipliers (float32 for SUB, double for
-    ADD) must match TFLM's for arbitrary ratios, not just round ones."""
+    """Random scales and zero points: the Prepare-time multipliers must match TFLM's for
+    arbitrary ratios, not just round ones."""
     g = rng(500 + seed)
     s1, s2 = (float(v) for v in g.uniform(0.005, 0.2, 2))
     z1, z2, z_out = (int(v) for v in g.integers(-60, 60, 3))
