@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,8 @@ from tvm.relax.frontend.onnx import from_onnx as _tvm_from_onnx
 from tvm.relax.frontend.tflite import tflite_frontend
 
 from .errors import TinyMLError, UnsupportedOperatorError
+from .quiet import native_stderr_captured
+from .validate import validate_onnx, validate_tflite
 
 SUPPORTED_TFLITE_OPS = frozenset(
     {
@@ -89,6 +91,7 @@ class ModelInfo:
     path: str | None
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
+    origins: dict = field(default_factory=dict, compare=False)  # imported Relax call -> "operator #i (NAME)"
 
 
 def sniff_format(data: bytes, source: str = "model") -> str:
@@ -109,13 +112,14 @@ def load(model: str | os.PathLike | tvm.IRModule) -> tuple[tvm.IRModule, ModelIn
     path = str(model)
     data = _read(path)
     fmt = sniff_format(data, path)
+    origins: dict = {}
     if fmt == "tflite":
         parsed = _parse_tflite(data, path)
-        mod, (inputs, outputs) = _import_tflite(parsed, path), _tflite_io(parsed)
+        mod, (inputs, outputs) = _import_tflite(parsed, path, origins), _tflite_io(parsed)
     else:
         parsed = _parse_onnx_file(data, path)
         mod, (inputs, outputs) = _import_onnx(parsed, path), _onnx_io(parsed)
-    return mod, ModelInfo(_c_identifier(Path(path).stem), fmt, path, inputs, outputs)
+    return mod, ModelInfo(_c_identifier(Path(path).stem), fmt, path, inputs, outputs, origins)
 
 
 def from_tflite(path: str | os.PathLike) -> tvm.IRModule:
@@ -130,12 +134,30 @@ def from_onnx(path: str | os.PathLike) -> tvm.IRModule:
     return _import_onnx(_parse_onnx_file(_read(path), path), path)
 
 
-def _import_tflite(model: tflite.Model, path: str) -> tvm.IRModule:
-    """Check a parsed .tflite model against what we support, then convert it to Relax."""
+def _import_tflite(model: tflite.Model, path: str, origins: dict | None = None) -> tvm.IRModule:
+    """Check a parsed .tflite model against what we support, then convert it to Relax.
+
+    `origins`, if given, receives each operator's imported output expression mapped to
+    "operator #i (NAME)", so later stages can say which operator they refuse.
+    """
     _check_tflite_ops(model, path)
-    return _tvm_import(
-        path, lambda: tflite_frontend.from_tflite(model, op_converter=QDQOperatorConverter)
-    )
+    tables: list = []
+
+    class Converter(QDQOperatorConverter):
+        def convert_op_to_relax(self):
+            super().convert_op_to_relax()
+            tables.append(self.exp_tab)
+
+    mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter))
+    if origins is not None and tables:
+        graph = model.Subgraphs(0)
+        for index in range(graph.OperatorsLength()):
+            op = graph.Operators(index)
+            for tensor in np.atleast_1d(op.OutputsAsNumpy()):
+                expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode())
+                if expr is not None:
+                    origins[expr] = f"operator #{index} ({_tflite_op_name(model, op)})"
+    return mod
 
 
 def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
@@ -163,61 +185,20 @@ def _read(path: str) -> bytes:
 
 
 def _parse_tflite(data: bytes, path: str) -> tflite.Model:
-    """Parse and structurally validate the contents of a .tflite file."""
+    """Parse and validate the contents of a .tflite file (`validate.validate_tflite`)."""
     if sniff_format(data, path) != "tflite":
         raise TinyMLError(f"{path}: not a TFLite model")
     try:
         model = tflite.Model.GetRootAsModel(data, 0)
-        _check_tflite_structure(model, len(data))
     except Exception as e:  # flatbuffers has no verifier: any read may fail on a corrupt file
         raise TinyMLError(f"{path}: truncated or corrupt TFLite file ({_first_line(e)})") from None
+    validate_tflite(model, len(data), path)
     return model
-
-
-def _check_tflite_structure(model: tflite.Model, size: int) -> None:
-    """Read every table of the main subgraph the importer reads, so corruption fails here."""
-
-    def count(n: int) -> int:
-        if not 0 <= n <= size // 4:
-            raise ValueError(f"implausible vector length {n}")
-        return n
-
-    num_buffers = count(model.BuffersLength())
-    for i in range(num_buffers):
-        model.Buffers(i).DataAsNumpy()
-    num_codes = count(model.OperatorCodesLength())
-    for i in range(num_codes):
-        model.OperatorCodes(i).BuiltinCode()
-    if count(model.SubgraphsLength()) == 0:
-        raise ValueError("no subgraph")
-    graph = model.Subgraphs(0)
-    num_tensors = count(graph.TensorsLength())
-    for i in range(num_tensors):
-        tensor = graph.Tensors(i)
-        tensor.Name().decode()
-        count(len(np.atleast_1d(tensor.ShapeAsNumpy())))
-        if not 0 <= tensor.Buffer() < num_buffers:
-            raise ValueError(f"tensor {i} refers to missing buffer {tensor.Buffer()}")
-        if tensor.Quantization() is not None:
-            tensor.Quantization().ScaleAsNumpy()
-            tensor.Quantization().ZeroPointAsNumpy()
-    _check_indices(np.concatenate(_io_indices(graph)), num_tensors, "graph input/output")
-    for i in range(count(graph.OperatorsLength())):
-        op = graph.Operators(i)
-        if not 0 <= op.OpcodeIndex() < num_codes:
-            raise ValueError(f"operator {i} has no operator code")
-        _check_indices(np.concatenate(_io_indices(op)), num_tensors, f"operator {i}")
 
 
 def _io_indices(node) -> tuple[np.ndarray, np.ndarray]:
     """Input and output tensor indices of a TFLite subgraph or operator."""
     return np.atleast_1d(node.InputsAsNumpy()), np.atleast_1d(node.OutputsAsNumpy())
-
-
-def _check_indices(indices: np.ndarray, num_tensors: int, what: str) -> None:
-    """Tensor indices must be -1 (optional input) or name an existing tensor."""
-    if indices.size and (indices.min() < -1 or indices.max() >= num_tensors):
-        raise ValueError(f"{what} refers to a missing tensor")
 
 
 def _tflite_op_name(model: tflite.Model, op) -> str:
@@ -266,13 +247,16 @@ def _parse_onnx_file(data: bytes, path: str) -> onnx.ModelProto:
     model = _parse_onnx(data)
     if model is None:
         raise TinyMLError(f"{path}: not an ONNX model")
+    validate_onnx(model, path)
     return model
 
 
 def _tvm_import(path: str, importer) -> tvm.IRModule:
-    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors."""
+    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors (TVM's own stderr
+    lines are kept out of the terminal)."""
     try:
-        return importer()
+        with native_stderr_captured():
+            return importer()
     except tvm.error.OpNotImplemented as e:
         raise UnsupportedOperatorError(f"{path}: {_first_line(e)}") from None
     except Exception as e:
@@ -389,6 +373,23 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "RESIZE_NEAREST_NEIGHBOR",
     }
 
+    def get_tensors(self, tensors_idx_list):
+        """TVM's tensor wrappers, with each quantized_dimension made valid for the tensor's rank.
+
+        TFLite Micro ignores the quantized dimension where it cannot apply: a per-tensor scale, or
+        a 1-D per-channel bias whose converter copied the 4-D weight's dimension (person_detect's
+        depthwise biases carry 3). Relax's dequantize needs an axis inside the tensor.
+        """
+        wrappers = super().get_tensors(tensors_idx_list)
+        for wrapper in wrappers:
+            params = wrapper.qnn_params
+            if params is None or wrapper.tensor == 0:
+                continue
+            rank = len(np.atleast_1d(wrapper.tensor.ShapeAsNumpy())) if wrapper.tensor.ShapeLength() else 0
+            if not 0 <= params["axis"] < max(rank, 1):
+                params["axis"] = max(rank - 1, 0)
+        return wrappers
+
     def convert_pad(self, op):
         """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
         if not self.is_quantized(op):
@@ -492,3 +493,9 @@ def source_classic_bound(path: str | os.PathLike) -> int | None:
         touch(int(index), steps)
     size = {i: int(np.prod(graph.Tensors(i).ShapeAsNumpy())) * np.dtype(_tflite_dtype(graph, i)).itemsize for i in first}
     return max(sum(size[i] for i in first if first[i] <= step <= last[i]) for step in range(steps + 1))
+
+
+def tflite_constant_bytes(path: str | os.PathLike) -> int:
+    """Bytes of all non-empty buffers of a .tflite file: the model's own weights and constants."""
+    model = _parse_tflite(_read(str(path)), str(path))
+    return sum(model.Buffers(i).DataLength() for i in range(model.BuffersLength()))

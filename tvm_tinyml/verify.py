@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tvm_tinyml import reference
+from tvm_tinyml.reference_child import run_reference
 from tvm_tinyml.builder import Artifact, build
 
 TOLERANCE = {"tflite": 0, "onnx": 1}
@@ -41,9 +41,12 @@ class VerifyResult:
 
 
 def _from_int8(value: np.ndarray, dtype: str, spec: dict) -> np.ndarray:
-    """An int8-domain tensor as `dtype`: itself, or its exactly dequantized float value."""
+    """An int8-domain tensor as `dtype`: itself, the uint8 with the same offset from the range's
+    bottom, or its exactly dequantized float value."""
     if dtype == "int8":
         return value
+    if dtype == "uint8":
+        return (value.astype(np.int16) + 128).astype(np.uint8)
     return (value.astype(np.float32) - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
 
 
@@ -51,6 +54,8 @@ def _to_int8(value: np.ndarray, spec: dict) -> np.ndarray:
     """A tensor in the int8 domain (float outputs quantized back exactly)."""
     if value.dtype == np.int8:
         return value
+    if value.dtype == np.uint8:
+        return (value.astype(np.int16) - 128).astype(np.int8)
     q = np.round(value.astype(np.float32) / np.float32(spec["scale"])) + spec["zero_point"]
     return np.clip(q, -128, 127).astype(np.int8)
 
@@ -71,10 +76,7 @@ def entry_inputs(input_sets: list[list[np.ndarray]], meta: dict, key: str = "dty
 
 def reference_outputs(model_path: str, meta: dict, input_sets: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
     """The reference interpreter's outputs for int8-domain input sets."""
-    ref_sets = entry_inputs(input_sets, meta, "source_dtype")
-    if meta["format"] == "tflite":
-        return reference.run_tflm_batch(model_path, ref_sets)
-    return [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
+    return run_reference(meta["format"], model_path, entry_inputs(input_sets, meta, "source_dtype"))
 
 
 def compare(our_outputs: list[list[np.ndarray]], ref_outputs: list[list[np.ndarray]], meta: dict) -> tuple[int, int]:
