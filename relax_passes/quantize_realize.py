@@ -28,6 +28,7 @@ from tvm.ir.expr import Call, Var
 
 from relax_passes.realize_activations import ActivationRealizer  # activations (act)
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
+from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
@@ -401,18 +402,75 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         )
         return result if rank == 2 else self.bb.emit(relax.op.reshape(result, call.ty.shape))
 
-    def _binary(self, call: Call, out: "_OutQuant", compute, params_fn, op: str):
-        a, b = self._input(call.args[0]), self._input(call.args[1])
-        params = params_fn(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp, out.scale, out.zero_point, out.act_min, out.act_max)
-        params = [int(v) for v in params.values()]
-        shape = [int(d) for d in call.ty.shape]
-        return self._emit(compute, a.src, b.src, out_shape=shape, params=params, op=op)
+    # ---------------------------------------------------------------- binary elementwise (family: binary)
+    def _binary(self, args, result: Call, compute, op: str, params_of):
+        """One broadcasting kernel on two int8 operands, activations or constants (either side,
+        any broadcastable shape); `params_of(a, b)` gives the helper's scalar arguments."""
+        a, b = (self._operand(x, op) for x in args)
+        if isinstance(a.src, np.ndarray) and isinstance(b.src, np.ndarray):
+            raise UnsupportedOperatorError(f"quantized {op} of two constants is not supported")
+        params = [int(v) for v in params_of(a, b)]
+        shape = [int(d) for d in result.ty.shape]
+        if not isinstance(a.src, np.ndarray) and a.src.same_as(b.src):
+            # op(x, x): one kernel argument read twice (the same tensor passed as two arguments
+            # does not survive C codegen)
+            def compute_once(x, **kwargs):
+                return compute(x, x, **kwargs)
+
+            return self._emit(compute_once, a.src, out_shape=shape, params=params, op=op)
+        return self._emit(compute, *(self._kernel_operand(x) for x in (a, b)), out_shape=shape, params=params, op=op)
+
+    def _operand(self, expr, op: str) -> _Dequant:
+        """A binary op's operand: a dequantized int8 activation or per-tensor int8 constant."""
+        leaf = self._dequant(expr)
+        if leaf is None:
+            raise UnsupportedOperatorError(f"quantized {op}: expected a dequantized int8 tensor, got {self._def(expr)}")
+        if isinstance(leaf.src, np.ndarray) and leaf.src.dtype != np.int8:
+            raise UnsupportedOperatorError(f"quantized {op} with a {leaf.src.dtype} constant operand is not supported (int8 only)")
+        if leaf.scale.size != 1:
+            raise UnsupportedOperatorError(f"quantized {op} with a per-channel quantized operand is not supported")
+        return leaf
+
+    @staticmethod
+    def _kernel_operand(leaf: _Dequant):
+        """The kernel input for an operand: the activation, or the constant as an int8 tensor
+        (a 0-d scalar as one element, which broadcasts like it)."""
+        if not isinstance(leaf.src, np.ndarray):
+            return leaf.src
+        return relax.const(leaf.src.reshape(leaf.src.shape or (1,)))
+
+    @staticmethod
+    def _rescaled(params_fn, out: "_OutQuant"):
+        """params_of for ops whose quant_params function takes both inputs' and the output's
+        quantization plus the activation range (ADD, SUB, MUL)."""
+        def params_of(a: _Dequant, b: _Dequant):
+            return params_fn(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp,
+                             out.scale, out.zero_point, out.act_min, out.act_max).values()
+        return params_of
 
     def _q_add(self, call: Call, out: "_OutQuant", bias):
-        return self._binary(call, out, qc.elementwise_add, qp.add_params, "add")
+        return self._binary(call.args, call, qc.elementwise_add, "add", self._rescaled(qp.add_params, out))
+
+    def _q_subtract(self, call: Call, out: "_OutQuant", bias):
+        return self._binary(call.args, call, qb.elementwise_sub, "sub", self._rescaled(qp.sub_params, out))
 
     def _q_multiply(self, call: Call, out: "_OutQuant", bias):
-        return self._binary(call, out, qc.elementwise_mul, qp.mul_params, "mul")
+        """MUL, or SQUARED_DIFFERENCE, which the importer writes as d * d with d = x - y."""
+        diff = self._def(call.args[0])
+        if call.args[0].same_as(call.args[1]) and _op_name(diff) == "relax.subtract":
+            def params_of(a: _Dequant, b: _Dequant):
+                params = qp.squared_difference_params(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp, out.scale, out.zero_point)
+                return [*params.values(), out.act_min, out.act_max]
+            return self._binary(diff.args, call, qb.squared_difference, "squared_difference", params_of)
+        return self._binary(call.args, call, qc.elementwise_mul, "mul", self._rescaled(qp.mul_params, out))
+
+    def _q_maximum(self, call: Call, out: "_OutQuant", bias):
+        """TFLM's MAXIMUM takes the larger raw int8 value, ignoring all quantization."""
+        return self._binary(call.args, call, qb.maximum, "maximum", lambda a, b: (out.act_min, out.act_max))
+
+    def _q_minimum(self, call: Call, out: "_OutQuant", bias):
+        """TFLM's MINIMUM takes the smaller raw int8 value, ignoring all quantization."""
+        return self._binary(call.args, call, qb.minimum, "minimum", lambda a, b: (out.act_min, out.act_max))
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])

@@ -17,14 +17,11 @@ import pytest
 
 import tvm_tinyml
 from tflite_builder import ModelBuilder, run_tflm
-from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.verify import verify
 
 NUM_INPUTS = 5
 IN_Q = dict(scale=0.05, zero_point=-7)  # input activations: real range about [-6, 6.7]
 I8 = np.int8
-
-unsupported = pytest.mark.xfail(raises=UnsupportedOperatorError, strict=True)
 
 
 # ---------------------------------------------------------------- helpers

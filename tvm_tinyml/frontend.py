@@ -57,6 +57,11 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "ELU",
         "RSQRT",
         "RESIZE_BILINEAR",
+        # binary elementwise (family: binary)
+        "SUB",
+        "MAXIMUM",
+        "MINIMUM",
+        "SQUARED_DIFFERENCE",
     }
 )
 # Builtins TFLite Micro has no kernel for: without a bit-exact reference we refuse them.

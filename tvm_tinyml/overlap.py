@@ -18,8 +18,10 @@ import numpy as np
 
 _ELEMENTWISE = {"requantize", "clip", "quantize", "dequantize", "softmax"}
 _ELEMENTWISE |= {"leaky_relu", "tanh", "lookup", "logistic", "hard_swish"}  # activations (act): read x[i], write y[i]
-_BROADCAST_BINARY = ("add", "mul", "prelu")
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
+# Broadcasting binary kernels: one output element per step reads one element of each operand
+# (either may be a constant), schedules/qnn_compute._broadcast_binary.
+_BROADCAST_BINARY = {"add", "mul", "sub", "squared_difference", "maximum", "minimum", "prelu"}
 
 
 def max_overlap_delta(
@@ -45,7 +47,7 @@ def max_overlap_delta(
 def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple[int, ...]], output_shape: tuple[int, ...]) -> np.ndarray | None:
     """For each element of input `input_index`, the last output element (row-major) that reads it; -1 if none."""
     in_shape = input_shapes[input_index]
-    if input_index > 0 and op not in (*_BROADCAST_BINARY, "concatenate"):
+    if input_index > 0 and op not in _BROADCAST_BINARY | {"concatenate"}:
         return None  # weights, bias and requantization parameters are constants
     if op in _ELEMENTWISE:
         return np.arange(int(np.prod(in_shape)))

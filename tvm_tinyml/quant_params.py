@@ -215,3 +215,38 @@ def hard_swish_params(input_scale: float, input_zp: int, output_scale: float,
     return dict(input_zp=input_zp, output_zp=output_zp,
                 reluish_multiplier=_int16_multiplier(reluish_mult), reluish_exponent=reluish_exp,
                 output_multiplier=_int16_multiplier(out_mult), output_exponent=out_exp)
+
+
+# ---------------------------------------------------------------- binary elementwise ops (family: binary)
+
+
+def sub_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: int,
+               act_min: int, act_max: int) -> dict[str, int]:
+    """CalculateOpDataSub (micro/kernels/sub_common.cc), int8 output.
+
+    The pinned tflite-micro build computes these exactly as ADD does (double
+    ratios; the sources in /work/ref keep them in float32, which differs in
+    the multipliers' low bits; tests/test_ops_binary.py::test_every_input_pair
+    pins this). Keys are the arguments of ``tinyml_sub_i8`` after ``a, b``, in
+    order (the layout of ``add_params``).
+    """
+    return add_params(s1, zp1, s2, zp2, s_out, zp_out, act_min, act_max)
+
+
+def squared_difference_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float,
+                              zp_out: int) -> dict[str, int]:
+    """PrepareQuantized (micro/kernels/squared_difference.cc), int8, left_shift 7.
+
+    Ratios in double; the output multiplier goes through QuantizeMultiplier (it may
+    exceed 1). Keys are the arguments of ``tinyml_squared_difference_i8`` after
+    ``a, b``, in order.
+    """
+    left_shift = 7
+    twice_max_input_scale = 2 * float(max(np.float32(s1), np.float32(s2)))
+    in1_mult, in1_shift = _smaller_than_one_exp(_f32(s1) / twice_max_input_scale)
+    in2_mult, in2_shift = _smaller_than_one_exp(_f32(s2) / twice_max_input_scale)
+    scaled_out = float(np.float32(1 << (2 * left_shift)) * np.float32(s_out))
+    out_mult, out_shift = quantize_multiplier(twice_max_input_scale * twice_max_input_scale / scaled_out)
+    return dict(in1_offset=-zp1, in1_mult=in1_mult, in1_shift=in1_shift,
+                in2_offset=-zp2, in2_mult=in2_mult, in2_shift=in2_shift,
+                left_shift=left_shift, out_mult=out_mult, out_shift=out_shift, out_zp=zp_out)

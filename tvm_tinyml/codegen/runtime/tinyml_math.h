@@ -102,6 +102,15 @@ static inline int8_t tinyml_requant_i8(int32_t acc, int32_t multiplier,
 
 /* ---- elementwise ops ----------------------------------------------------- */
 
+/* An ADD/SUB/SQUARED_DIFFERENCE input rescaled to the common scale:
+ * MultiplyByQuantizedMultiplierSmallerThanOneExp((offset + x) << left_shift). */
+static inline int32_t tinyml_scale_input_i8(int32_t x, int32_t offset,
+                                            int32_t left_shift,
+                                            int32_t mult, int32_t shift) {
+  return tinyml_mul_by_quantized_multiplier(
+      tinyml_shift_left(offset + x, left_shift), mult, shift);
+}
+
 /* reference_integer_ops::AddFunc (int8). Arguments are the keys of
  * quant_params.add_params() in order; in*_offset = -zero_point,
  * in*_shift / out_shift <= 0, left_shift = 20. */
@@ -112,11 +121,9 @@ static inline int8_t tinyml_add_i8(int32_t a, int32_t b, int32_t in1_offset,
                                    int32_t out_mult, int32_t out_shift,
                                    int32_t out_zp, int32_t act_min,
                                    int32_t act_max) {
-  const int32_t x1 = tinyml_shift_left(in1_offset + a, left_shift);
-  const int32_t x2 = tinyml_shift_left(in2_offset + b, left_shift);
   const int32_t raw_sum =
-      tinyml_mul_by_quantized_multiplier(x1, in1_mult, in1_shift) +
-      tinyml_mul_by_quantized_multiplier(x2, in2_mult, in2_shift);
+      tinyml_scale_input_i8(a, in1_offset, left_shift, in1_mult, in1_shift) +
+      tinyml_scale_input_i8(b, in2_offset, left_shift, in2_mult, in2_shift);
   return tinyml_clamp_i8(
       tinyml_mul_by_quantized_multiplier(raw_sum, out_mult, out_shift) +
           out_zp,
@@ -133,6 +140,56 @@ static inline int8_t tinyml_mul_i8(int32_t a, int32_t b, int32_t in1_offset,
       out_zp + tinyml_mul_by_quantized_multiplier(
                    (in1_offset + a) * (in2_offset + b), out_mult, out_shift),
       act_min, act_max);
+}
+
+/* ---- binary elementwise ops (family: binary) ------------------------------ */
+
+/* reference_ops::SubElementwise / BroadcastQuantSubSlow (int8). Arguments are
+ * the keys of quant_params.sub_params() in order (same layout as ADD). */
+static inline int8_t tinyml_sub_i8(int32_t a, int32_t b, int32_t in1_offset,
+                                   int32_t in1_mult, int32_t in1_shift,
+                                   int32_t in2_offset, int32_t in2_mult,
+                                   int32_t in2_shift, int32_t left_shift,
+                                   int32_t out_mult, int32_t out_shift,
+                                   int32_t out_zp, int32_t act_min,
+                                   int32_t act_max) {
+  const int32_t raw_sub =
+      tinyml_scale_input_i8(a, in1_offset, left_shift, in1_mult, in1_shift) -
+      tinyml_scale_input_i8(b, in2_offset, left_shift, in2_mult, in2_shift);
+  return tinyml_clamp_i8(
+      tinyml_mul_by_quantized_multiplier(raw_sub, out_mult, out_shift) +
+          out_zp,
+      act_min, act_max);
+}
+
+/* SquaredDifference (micro/kernels/squared_difference.cc, int8). Arguments
+ * are the keys of quant_params.squared_difference_params() in order, then
+ * the int8 clamp (TFLM: -128, 127); left_shift = 7, out_shift may be > 0. */
+static inline int8_t tinyml_squared_difference_i8(
+    int32_t a, int32_t b, int32_t in1_offset, int32_t in1_mult,
+    int32_t in1_shift, int32_t in2_offset, int32_t in2_mult, int32_t in2_shift,
+    int32_t left_shift, int32_t out_mult, int32_t out_shift, int32_t out_zp,
+    int32_t act_min, int32_t act_max) {
+  const int32_t raw_diff =
+      tinyml_scale_input_i8(a, in1_offset, left_shift, in1_mult, in1_shift) -
+      tinyml_scale_input_i8(b, in2_offset, left_shift, in2_mult, in2_shift);
+  return tinyml_clamp_i8(
+      tinyml_mul_by_quantized_multiplier(raw_diff * raw_diff, out_mult,
+                                         out_shift) +
+          out_zp,
+      act_min, act_max);
+}
+
+/* MaximumOp / MinimumOp (reference/maximum_minimum.h): TFLM compares the raw
+ * int8 values whatever the quantization; then the fused int8 clamp. */
+static inline int8_t tinyml_maximum_i8(int32_t a, int32_t b, int32_t lo,
+                                       int32_t hi) {
+  return tinyml_clamp_i8(a > b ? a : b, lo, hi);
+}
+
+static inline int8_t tinyml_minimum_i8(int32_t a, int32_t b, int32_t lo,
+                                       int32_t hi) {
+  return tinyml_clamp_i8(a < b ? a : b, lo, hi);
 }
 
 /* ---- pooling / reduction ------------------------------------------------- */
