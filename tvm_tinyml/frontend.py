@@ -22,6 +22,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx as _tvm_from_onnx
 from tvm.relax.frontend.tflite import tflite_frontend
 
+from . import sequence_import
 from .errors import TinyMLError, UnsupportedOperatorError
 
 SUPPORTED_TFLITE_OPS = frozenset(
@@ -47,6 +48,8 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "RELU6",
         "LOGISTIC",
         "HARD_SWISH",
+        # sequence family (tvm_tinyml.sequence_import)
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",
     }
 )
 
@@ -382,6 +385,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "PADV2",
         "TRANSPOSE",
         "RESIZE_NEAREST_NEIGHBOR",
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",  # sequence family
     }
 
     def convert_pad(self, op):
@@ -444,6 +448,13 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             self._dequantized_input(op), size, None, "NHWC", "nearest_neighbor", coord_trans, rounding
         )
         return self.quantize(out, self.get_output_tensors(op)[0])
+
+    # ---- sequence family: recurrent ops become opaque markers (tvm_tinyml.sequence_import)
+    def convert_unidirectional_sequence_lstm(self, op):
+        """Convert an int8 TFLite UNIDIRECTIONAL_SEQUENCE_LSTM into its kernel marker."""
+        if not self.is_quantized(op):
+            return super().convert_unidirectional_sequence_lstm(op)
+        return sequence_import.lstm_marker(self, op)
 
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""

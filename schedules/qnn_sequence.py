@@ -1,0 +1,66 @@
+"""Kernels of the recurrent ops (int8 LSTM): TIR wrappers around C micro-kernels.
+
+A recurrence is a poor fit for TE, so each kernel is one `T.call_extern` of a readable C
+function in `tvm_tinyml/codegen/runtime/tinyml_lstm.h` (inlined into the model's C when a
+kernel uses it). Its state and gate buffers are extra kernel outputs, so the memory planner
+places them in the arena like any other tensor (the report lists them as scratch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tvm import relax, tirx
+from tvm.script import tirx as T
+
+from tvm_tinyml.sequence_import import LSTM_SYMBOL
+
+HEADERS = {"unidirectional_sequence_lstm": "tinyml_lstm.h"}  # kernel kind -> C header it calls
+_TIME_MAJOR, _BATCH, _TIME, _STATE = 4, 0, 1, 3  # TINYML_LSTM_* slots of the parameter table
+
+
+@dataclass(frozen=True)
+class SequenceKernel:
+    """A kernel for a marker: the PrimFunc, its kind and the types of its outputs (result first)."""
+
+    func: tirx.PrimFunc
+    op: str
+    out_types: list
+
+
+def _shape(expr) -> tuple[int, ...]:
+    return tuple(int(d) for d in expr.ty.shape)
+
+
+def lstm_kernel(args: list, out_shape: tuple[int, ...], params) -> SequenceKernel:
+    """(x, w_in, w_rec, bias, params) -> (out, hidden int8, cell int16, gates int16)."""
+    x_shape, w_in_shape, w_rec_shape, bias_shape, p_shape = (_shape(a) for a in args)
+    batch, state = int(params[_BATCH]), int(params[_STATE])
+    rows = batch if params[_TIME_MAJOR] else 1
+    states, gates = batch * state, 4 * rows * state
+
+    @T.prim_func
+    def unidirectional_sequence_lstm(
+        x: T.Buffer(x_shape, "int8"),
+        w_in: T.Buffer(w_in_shape, "int8"),
+        w_rec: T.Buffer(w_rec_shape, "int8"),
+        bias: T.Buffer(bias_shape, "int32"),
+        p: T.Buffer(p_shape, "int32"),
+        out: T.Buffer(out_shape, "int8"),
+        hidden: T.Buffer((states,), "int8"),
+        cell: T.Buffer((states,), "int16"),
+        gate: T.Buffer((gates,), "int16"),
+    ):
+        T.evaluate(T.call_extern("void", "tinyml_lstm_i8", x.data, w_in.data, w_rec.data, bias.data, p.data,
+                                 out.data, hidden.data, cell.data, gate.data))
+
+    out_types = [relax.TensorType(out_shape, "int8"), relax.TensorType((states,), "int8"),
+                 relax.TensorType((states,), "int16"), relax.TensorType((gates,), "int16")]
+    return SequenceKernel(unidirectional_sequence_lstm, "unidirectional_sequence_lstm", out_types)
+
+
+def sequence_kernel(symbol: str, args: list, out_shape: tuple[int, ...], params) -> SequenceKernel:
+    """The kernel for marker `symbol` (tvm_tinyml.sequence_import); `params` is its int32 table."""
+    if symbol == LSTM_SYMBOL:
+        return lstm_kernel(args, out_shape, params)
+    raise ValueError(f"unknown sequence marker {symbol}")

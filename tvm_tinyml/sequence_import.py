@@ -1,0 +1,97 @@
+"""Import of the recurrent TFLite ops TVM's converter refuses when quantized (int8 LSTM).
+
+A layer becomes one opaque marker, `R.call_dps_packed("tinyml.<op>", (x, constants...))`
+with an int8 result: the int8 input, its weights stacked per gate, its biases and the int32
+parameter table TFLM's Prepare would compute (tvm_tinyml.sequence_params). QuantizeRealize
+turns the marker into a call of the C micro-kernel (schedules.qnn_sequence).
+Variants TFLM's integer kernel rejects raise `OpNotImplemented` naming the missing case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
+from tvm import relax
+
+from tvm_tinyml.sequence_params import ACT_SIGMOID, ACT_TANH, LstmQuant, lstm_params
+
+LSTM_SYMBOL = "tinyml.unidirectional_sequence_lstm"
+_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+_INPUT_WEIGHTS, _RECURRENT_WEIGHTS, _BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
+_HIDDEN, _CELL = 18, 19
+_ABSENT = {(9, 10, 11): "peephole connections", (16, 17): "a projection layer", (20, 21, 22, 23): "layer normalization"}
+
+
+def _require(condition: bool, op: str, case: str) -> None:
+    if not condition:
+        raise tvm.error.OpNotImplemented(f"{op}: {case} is not supported")
+
+
+def _dtype(converter, wrapper) -> str:
+    return converter.get_tensor_type_str(wrapper.tensor.Type())
+
+
+def _quant(wrapper) -> tuple[np.ndarray, np.ndarray]:
+    """A tensor's (scales, zero points) as stored in the flatbuffer (empty if none)."""
+    quant = wrapper.tensor.Quantization()
+    if quant is None or not quant.ScaleLength():
+        return np.zeros(0, np.float32), np.zeros(0, np.int64)
+    zero_points = quant.ZeroPointAsNumpy() if quant.ZeroPointLength() else np.zeros(1, np.int64)
+    return quant.ScaleAsNumpy(), zero_points
+
+
+def _per_tensor(wrapper, op: str, what: str) -> tuple[float, int]:
+    scales, zero_points = _quant(wrapper)
+    _require(scales.size == 1, op, f"{what} without per-tensor quantization")
+    return float(scales[0]), int(zero_points[0])
+
+
+def _weights(converter, tensors, indices, op: str) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Gate weights stacked as [4][rows][cols] int8, and their per-tensor scales."""
+    arrays, scales = [], []
+    for i in indices:
+        _require(_dtype(converter, tensors[i]) == "int8", op, f"{_dtype(converter, tensors[i])} weights (tensor {i})")
+        scale, zero_point = _per_tensor(tensors[i], op, f"weights tensor {i}")
+        _require(zero_point == 0, op, f"weights with zero point {zero_point}")
+        arrays.append(np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int8))
+        scales.append(scale)
+    return np.stack(arrays), tuple(scales)
+
+
+def _check_lstm_tensors(converter, tensors, output) -> None:
+    op = _LSTM
+    _require(len(tensors) == 24, op, f"{len(tensors)} input tensors (24 expected)")
+    _require(_dtype(converter, tensors[0]) == "int8" and _dtype(converter, output) == "int8", op,
+             f"{_dtype(converter, tensors[0])} activations (int8 only)")
+    _require(len(converter.get_tensor_shape(tensors[0])) == 3, op, "an input of rank other than 3")
+    for indices, case in _ABSENT.items():
+        _require(all(tensors[i].tensor_idx < 0 for i in indices), op, case)
+    present = _INPUT_WEIGHTS + _RECURRENT_WEIGHTS + _BIASES
+    _require(all(tensors[i].tensor_idx >= 0 for i in present), op, "a coupled input-forget gate (no input gate)")
+    _require(all(_dtype(converter, tensors[i]) == "int32" for i in _BIASES), op, "biases other than int32")
+    _require(_dtype(converter, tensors[_CELL]) == "int16", op, f"a {_dtype(converter, tensors[_CELL])} cell state")
+    _require(_dtype(converter, tensors[_HIDDEN]) == "int8", op, "a hidden state of another type than the input")
+
+
+def lstm_marker(converter, tflite_op) -> relax.Expr:
+    """The marker for an int8 UNIDIRECTIONAL_SEQUENCE_LSTM (see module doc)."""
+    tensors = converter.get_input_tensors(tflite_op)
+    output = converter.get_output_tensors(tflite_op)[0]
+    _check_lstm_tensors(converter, tensors, output)
+    options = converter._get_builtin_options(tflite_op, UnidirectionalSequenceLSTMOptions)
+    activation = int(options.FusedActivationFunction())
+    _require(activation in (ACT_TANH, ACT_SIGMOID), _LSTM, f"cell activation {activation} (TANH or LOGISTIC only)")
+    w_in, in_scales = _weights(converter, tensors, _INPUT_WEIGHTS, _LSTM)
+    w_rec, rec_scales = _weights(converter, tensors, _RECURRENT_WEIGHTS, _LSTM)
+    bias = np.stack([np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int32) for i in _BIASES])
+    input_scale, input_zp = _per_tensor(tensors[0], _LSTM, "the input")
+    hidden_scale, hidden_zp = _per_tensor(tensors[_HIDDEN], _LSTM, "the hidden state")
+    cell_scale, _ = _per_tensor(tensors[_CELL], _LSTM, "the cell state")
+    quant = LstmQuant(input_scale, input_zp, hidden_scale, hidden_zp, cell_scale, in_scales, rec_scales)
+    input_shape = tuple(int(d) for d in converter.get_tensor_shape(tensors[0]))
+    params = lstm_params(input_shape, int(w_in.shape[1]), bool(options.TimeMajor()), quant, activation, float(options.CellClip()))
+    x = converter.get_tensor_expr(tensors[0])
+    args = relax.Tuple([x] + [relax.const(a) for a in (w_in, w_rec, bias, params)])
+    out_shape = [int(d) for d in converter.get_tensor_shape(output)]
+    return relax.op.call_dps_packed(relax.ExternFunc(LSTM_SYMBOL), args, relax.TensorType(out_shape, "int8"))
