@@ -39,7 +39,7 @@ def lstm_kernel(args: list, out_shape: tuple[int, ...], params) -> SequenceKerne
     rows = batch if params[_TIME_MAJOR] else 1
     states, gates = batch * state, 4 * rows * state
 
-    @T.prim_func
+    @T.prim_func(private=True)
     def unidirectional_sequence_lstm(
         x: T.Buffer(x_shape, "int8"),
         w_in: T.Buffer(w_in_shape, "int8"),
