@@ -16,7 +16,7 @@ from tvm.script import tirx as T
 from tvm_tinyml.sequence_import import LSTM_SYMBOL
 
 HEADERS = {"unidirectional_sequence_lstm": "tinyml_lstm.h"}  # kernel kind -> C header it calls
-_TIME_MAJOR, _BATCH, _TIME, _STATE = 4, 0, 1, 3  # TINYML_LSTM_* slots of the parameter table
+_BATCH, _STATE, _TIME_MAJOR = 0, 3, 4  # TINYML_LSTM_* slots of the parameter table
 
 
 @dataclass(frozen=True)

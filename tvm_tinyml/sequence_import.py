@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
+from tflite.ActivationFunctionType import ActivationFunctionType
 from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
 from tvm import relax
 
-from tvm_tinyml.sequence_params import ACT_SIGMOID, ACT_TANH, LstmQuant, lstm_params
+from tvm_tinyml.sequence_params import LstmQuant, lstm_params
 
 LSTM_SYMBOL = "tinyml.unidirectional_sequence_lstm"
 _LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
@@ -25,7 +26,7 @@ _ABSENT = {(9, 10, 11): "peephole connections", (16, 17): "a projection layer", 
 
 def _require(condition: bool, op: str, case: str) -> None:
     if not condition:
-        raise tvm.error.OpNotImplemented(f"{op}: {case} is not supported")
+        raise tvm.error.OpNotImplemented(f"{op} with {case} is not supported")
 
 
 def _dtype(converter, wrapper) -> str:
@@ -51,7 +52,7 @@ def _weights(converter, tensors, indices, op: str) -> tuple[np.ndarray, tuple[fl
     """Gate weights stacked as [4][rows][cols] int8, and their per-tensor scales."""
     arrays, scales = [], []
     for i in indices:
-        _require(_dtype(converter, tensors[i]) == "int8", op, f"{_dtype(converter, tensors[i])} weights (tensor {i})")
+        _require(_dtype(converter, tensors[i]) == "int8", op, f"{_dtype(converter, tensors[i])} weights (tensor {i}; int8 only)")
         scale, zero_point = _per_tensor(tensors[i], op, f"weights tensor {i}")
         _require(zero_point == 0, op, f"weights with zero point {zero_point}")
         arrays.append(np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int8))
@@ -71,7 +72,7 @@ def _check_lstm_tensors(converter, tensors, output) -> None:
     _require(all(tensors[i].tensor_idx >= 0 for i in present), op, "a coupled input-forget gate (no input gate)")
     _require(all(_dtype(converter, tensors[i]) == "int32" for i in _BIASES), op, "biases other than int32")
     _require(_dtype(converter, tensors[_CELL]) == "int16", op, f"a {_dtype(converter, tensors[_CELL])} cell state")
-    _require(_dtype(converter, tensors[_HIDDEN]) == "int8", op, "a hidden state of another type than the input")
+    _require(_dtype(converter, tensors[_HIDDEN]) == "int8", op, "a non-int8 hidden state")
 
 
 def lstm_marker(converter, tflite_op) -> relax.Expr:
@@ -81,7 +82,7 @@ def lstm_marker(converter, tflite_op) -> relax.Expr:
     _check_lstm_tensors(converter, tensors, output)
     options = converter._get_builtin_options(tflite_op, UnidirectionalSequenceLSTMOptions)
     activation = int(options.FusedActivationFunction())
-    _require(activation in (ACT_TANH, ACT_SIGMOID), _LSTM, f"cell activation {activation} (TANH or LOGISTIC only)")
+    _require(activation == ActivationFunctionType.TANH, _LSTM, f"cell activation {activation} (TANH only)")
     w_in, in_scales = _weights(converter, tensors, _INPUT_WEIGHTS, _LSTM)
     w_rec, rec_scales = _weights(converter, tensors, _RECURRENT_WEIGHTS, _LSTM)
     bias = np.stack([np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int32) for i in _BIASES])
@@ -90,7 +91,7 @@ def lstm_marker(converter, tflite_op) -> relax.Expr:
     cell_scale, _ = _per_tensor(tensors[_CELL], _LSTM, "the cell state")
     quant = LstmQuant(input_scale, input_zp, hidden_scale, hidden_zp, cell_scale, in_scales, rec_scales)
     input_shape = tuple(int(d) for d in converter.get_tensor_shape(tensors[0]))
-    params = lstm_params(input_shape, int(w_in.shape[1]), bool(options.TimeMajor()), quant, activation, float(options.CellClip()))
+    params = lstm_params(input_shape, int(w_in.shape[1]), bool(options.TimeMajor()), quant, float(options.CellClip()))
     x = converter.get_tensor_expr(tensors[0])
     args = relax.Tuple([x] + [relax.const(a) for a in (w_in, w_rec, bias, params)])
     out_shape = [int(d) for d in converter.get_tensor_shape(output)]

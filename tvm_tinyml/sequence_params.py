@@ -17,8 +17,7 @@ from tvm_tinyml.quant_params import fully_connected_multiplier, quantize_multipl
 
 GATE_INPUT_SCALE = 2.0**-12  # FC output / nonlinearity input, Q3.12
 GATE_OUTPUT_SCALE = 2.0**-15  # nonlinearity output, Q0.15
-ACT_TANH, ACT_SIGMOID = 4, 6  # TfLiteFusedActivation values TFLM accepts for the cell gate
-_NUM_PARAMS = 10 + 16 + 6
+_NUM_PARAMS = 9 + 16 + 6
 
 
 def _f32(x: float) -> float:
@@ -68,13 +67,12 @@ def lstm_params(
     state_dim: int,
     time_major: bool,
     q: LstmQuant,
-    cell_activation: int,
     cell_clip: float,
 ) -> np.ndarray:
     """The layer's int32 parameter table (see module doc)."""
     time, batch = (input_shape[0], input_shape[1]) if time_major else (input_shape[1], input_shape[0])
     table = [batch, time, input_shape[2], state_dim, int(time_major), -q.input_zp, q.hidden_zp,
-             cell_activation, quantized_cell_clip(cell_clip, q.cell_scale), checked_log2(q.cell_scale)]
+             quantized_cell_clip(cell_clip, q.cell_scale), checked_log2(q.cell_scale)]
     for w_in, w_rec in zip(q.input_weight_scales, q.recurrent_weight_scales):
         table += _gate_fc(q.input_scale, w_in) + _gate_fc(q.hidden_scale, w_rec)
     table += _inter_gate_mul(GATE_OUTPUT_SCALE, q.cell_scale, q.cell_scale)  # forget x cell -> cell

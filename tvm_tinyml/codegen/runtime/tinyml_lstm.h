@@ -27,7 +27,6 @@ enum {
   TINYML_LSTM_TIME_MAJOR,
   TINYML_LSTM_INPUT_OFFSET,  /* -input zero point */
   TINYML_LSTM_HIDDEN_ZP,     /* hidden state (= output) zero point */
-  TINYML_LSTM_CELL_ACT,      /* cell gate activation: 4 tanh, 6 sigmoid */
   TINYML_LSTM_CELL_CLIP,     /* quantized cell clip, -1: no clipping */
   TINYML_LSTM_CELL_POWER,    /* cell state scale = 2^CELL_POWER */
   TINYML_LSTM_GATE_FC,       /* per gate: input FC mult, shift, recurrent FC mult, shift */
@@ -135,11 +134,11 @@ static inline int32_t tinyml_lstm_mul(int32_t a, int32_t b, const int32_t *mul) 
 }
 
 /* lstm_internal::CalculateLstmGate for `rows` rows: input FC + recurrent FC
- * (saturating int16 add), then sigmoid or tanh (act 4). */
+ * (saturating int16 add), then tanh (the cell gate) or sigmoid (the others). */
 static inline void tinyml_lstm_gate(const int8_t *x, const int8_t *h,
                                     const int8_t *w_in, const int8_t *w_rec,
                                     const int32_t *bias, const int32_t *p,
-                                    int32_t gate, int32_t act, int32_t rows,
+                                    int32_t gate, int32_t rows,
                                     int16_t *out) {
   const int32_t n_in = p[TINYML_LSTM_INPUT_DIM], n = p[TINYML_LSTM_STATE_DIM];
   const int32_t *fc = p + TINYML_LSTM_GATE_FC + 4 * gate;
@@ -152,7 +151,7 @@ static inline void tinyml_lstm_gate(const int8_t *x, const int8_t *h,
       const int16_t from_hidden = tinyml_lstm_fc_row(h + b * n, wr + s * n, n,
                                                      -p[TINYML_LSTM_HIDDEN_ZP], 0, fc[2], fc[3]);
       const int16_t sum = tinyml_sat_i16((int32_t)from_input + from_hidden);
-      out[b * n + s] = act == 4 ? tinyml_tanh_i16(sum, -12) : tinyml_logistic_i16(sum);
+      out[b * n + s] = gate == TINYML_GATE_CELL ? tinyml_tanh_i16(sum, -12) : tinyml_logistic_i16(sum);
     }
   }
 }
@@ -167,10 +166,10 @@ static inline void tinyml_lstm_step(const int8_t *x, const int8_t *w_in,
   const int32_t clip = p[TINYML_LSTM_CELL_CLIP];
   int16_t *g_in = gates, *g_forget = gates + size, *g_cell = gates + 2 * size, *g_out = gates + 3 * size;
   int32_t i;
-  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_INPUT, 6, rows, g_in);
-  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_FORGET, 6, rows, g_forget);
-  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_CELL, p[TINYML_LSTM_CELL_ACT], rows, g_cell);
-  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_OUTPUT, 6, rows, g_out);
+  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_INPUT, rows, g_in);
+  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_FORGET, rows, g_forget);
+  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_CELL, rows, g_cell);
+  tinyml_lstm_gate(x, h, w_in, w_rec, bias, p, TINYML_GATE_OUTPUT, rows, g_out);
   for (i = 0; i < size; ++i) {
     const int16_t kept = tinyml_sat_i16(tinyml_lstm_mul(g_forget[i], c[i], p + TINYML_LSTM_FORGET_MUL));
     const int16_t added = tinyml_sat_i16(tinyml_lstm_mul(g_in[i], g_cell[i], p + TINYML_LSTM_INPUT_MUL));
