@@ -1,11 +1,13 @@
-"""Recurrent ops (int8 UNIDIRECTIONAL_SEQUENCE_LSTM) bit-exact against TFLite Micro.
+"""Recurrent ops (int8 UNIDIRECTIONAL_SEQUENCE_LSTM, int8 SVDF with int16 state) bit-exact
+against TFLite Micro.
 
 Single-op models mirror the tensor list of tflm_trained_lstm_int8.tflite (24 inputs: input,
 8 int8 weights, 4 int32 biases, variable int8 hidden and int16 cell states; no peephole,
 projection or layer norm, which TFLM's integer kernel rejects). Weight scales put each gate's
 pre-activation at a few units (Q3.12), so the gates, the cell and the hidden state take many
-values. Then the op inside small graphs, the two real LSTM models from
-shared/models/external, and the variants we reject.
+values. SVDF models take every rank / memory / batch shape TFLM's Prepare accepts. Then the
+ops inside small graphs, the two real LSTM models from shared/models/external, and the variants
+we reject.
 """
 
 from __future__ import annotations
@@ -149,6 +151,55 @@ def test_lstm_macs_count_the_gate_fcs():
     assert artifact.metadata["macs"] == 28 * 4 * 20 * (28 + 20) + 10 * 560
 
 
+# ---------------------------------------------------------------- SVDF
+
+SVDF_STATE_SCALE = 2.0**-10
+
+
+def add_svdf(b: ModelBuilder, x: int, batch: int, n_in: int, filters: int, rank: int, memory: int, *,
+             in_q=IN_Q, state_zp=0, out_zp=4, activation="NONE", seed=0) -> int:
+    """Append an int8 SVDF (int16 time weights and state) reading `x` [batch, n_in]."""
+    g = rng(seed)
+    units = filters // rank
+    feature_scale = 2000 / (74 * 74 * np.sqrt(n_in)) * SVDF_STATE_SCALE / in_q["scale"]  # state ~ 2000 LSB
+    time_scale = 1e-3
+    wf = b.add_tensor([filters, n_in], I8, scale=feature_scale, data=g.integers(-127, 128, (filters, n_in)))
+    wt = b.add_tensor([filters, memory], np.int16, scale=time_scale, data=g.integers(-3000, 3000, (filters, memory)))
+    bias = b.add_tensor([units], np.int32, scale=SVDF_STATE_SCALE * time_scale, data=g.integers(-10**6, 10**6, units))
+    state = b.add_tensor([batch, filters * memory], np.int16, scale=SVDF_STATE_SCALE, zero_point=state_zp, variable=True)
+    out_scale = SVDF_STATE_SCALE * time_scale * 1700 * 2000 * np.sqrt(rank) / 40  # output ~ 40 LSB
+    y = act(b, [batch, units], scale=float(out_scale), zero_point=out_zp)
+    b.add_operator("SVDF", [x, wf, wt, bias, state], [y], rank=rank, fused_activation_function=activation)
+    return y
+
+
+@pytest.mark.parametrize("batch, n_in, filters, rank, memory, options", [
+    (1, 8, 6, 1, 4, dict()),
+    (2, 5, 8, 2, 3, dict(out_zp=-10)),
+    (3, 10, 12, 3, 5, dict(state_zp=3)),
+    (1, 16, 4, 4, 1, dict()),  # one unit of rank 4, memory 1
+    (2, 6, 6, 1, 8, dict(activation="RELU")),  # TFLM's integer SVDF ignores the fused activation
+])
+def test_svdf(tmp_path, batch, n_in, filters, rank, memory, options):
+    b = ModelBuilder()
+    x = act(b, [batch, n_in])
+    y = add_svdf(b, x, batch, n_in, filters, rank, memory, seed=n_in * filters + memory, **options)
+    check(tmp_path, b.build([x], [y]), min_distinct=min(filters // rank * batch, 4))
+
+
+def test_fc_svdf_fc(tmp_path):
+    """FC -> SVDF -> FC, a keyword-spotting shape: the SVDF reads and feeds other kernels."""
+    b = ModelBuilder()
+    x = act(b, [1, 20])
+    h = add_fc(b, x, 1, 20, 16, seed=5, in_scale=IN_Q["scale"])
+    s = add_svdf(b, h, 1, 16, 12, 2, 5, in_q=dict(scale=0.03, zero_point=-5), out_zp=-3, seed=6)
+    out_scale = b._tensors[s].quantization.scale[0]
+    y = add_fc(b, s, 1, 6, 8, seed=7, in_scale=out_scale)
+    artifact = check(tmp_path, b.build([x], [y]), min_distinct=6)
+    assert "svdf" in artifact.metadata["layers"]
+    assert [t["bytes"] for t in artifact.memory.tensors if t["op"] == "scratch"] == [12 * 5 * 2]
+
+
 # ---------------------------------------------------------------- rejected variants
 
 
@@ -162,5 +213,20 @@ def test_lstm_peephole_is_rejected(tmp_path):
 def test_lstm_relu_cell_activation_is_rejected(tmp_path):
     path = tmp_path / "relu.tflite"
     path.write_bytes(lstm_model([1, 3, 4], 4, activation="RELU"))
-    with pytest.raises(UnsupportedOperatorError, match="cell activation 1"):
+    with pytest.raises(UnsupportedOperatorError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM with cell activation 1 is not supported \(TANH only\)"):
+        tvm_tinyml.build(str(path), target="host")
+
+
+def test_svdf_int8_state_is_rejected(tmp_path):
+    b = ModelBuilder()
+    x = act(b, [1, 4])
+    wf = b.add_tensor([2, 4], I8, scale=0.01, data=np.ones((2, 4)))
+    wt = b.add_tensor([2, 3], I8, scale=0.01, data=np.ones((2, 3)))
+    bias = b.add_tensor([2], np.int32, scale=1e-4, data=np.zeros(2))
+    state = b.add_tensor([1, 6], I8, scale=0.01, variable=True)
+    y = act(b, [1, 2])
+    b.add_operator("SVDF", [x, wf, wt, bias, state], [y], rank=1)
+    path = tmp_path / "svdf8.tflite"
+    path.write_bytes(b.build([x], [y]))
+    with pytest.raises(UnsupportedOperatorError, match=r"SVDF with int8 activation state and time weights is not supported \(int16 only\)"):
         tvm_tinyml.build(str(path), target="host")

@@ -50,6 +50,7 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "HARD_SWISH",
         # sequence family (tvm_tinyml.sequence_import)
         "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        "SVDF",
     }
 )
 
@@ -386,6 +387,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "TRANSPOSE",
         "RESIZE_NEAREST_NEIGHBOR",
         "UNIDIRECTIONAL_SEQUENCE_LSTM",  # sequence family
+        "SVDF",
     }
 
     def convert_pad(self, op):
@@ -455,6 +457,12 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         if not self.is_quantized(op):
             return super().convert_unidirectional_sequence_lstm(op)
         return sequence_import.lstm_marker(self, op)
+
+    def convert_svdf(self, op):
+        """Convert an int8 TFLite SVDF (int16 state) into its kernel marker."""
+        if not self.is_quantized(op):
+            return super().convert_svdf(op)
+        return sequence_import.svdf_marker(self, op)
 
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""

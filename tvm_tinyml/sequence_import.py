@@ -1,4 +1,4 @@
-"""Import of the recurrent TFLite ops TVM's converter refuses when quantized (int8 LSTM).
+"""Import of the recurrent TFLite ops TVM's converter refuses when quantized (int8 LSTM, SVDF).
 
 A layer becomes one opaque marker, `R.call_dps_packed("tinyml.<op>", (x, constants...))`
 with an int8 result: the int8 input, its weights stacked per gate, its biases and the int32
@@ -12,21 +12,24 @@ from __future__ import annotations
 import numpy as np
 import tvm
 from tflite.ActivationFunctionType import ActivationFunctionType
+from tflite.SVDFOptions import SVDFOptions
 from tflite.UnidirectionalSequenceLSTMOptions import UnidirectionalSequenceLSTMOptions
 from tvm import relax
 
-from tvm_tinyml.sequence_params import LstmQuant, lstm_params
+from tvm_tinyml.sequence_params import LstmQuant, SvdfQuant, lstm_params, svdf_params
 
 LSTM_SYMBOL = "tinyml.unidirectional_sequence_lstm"
+SVDF_SYMBOL = "tinyml.svdf"
 _LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 _INPUT_WEIGHTS, _RECURRENT_WEIGHTS, _BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
 _HIDDEN, _CELL = 18, 19
 _ABSENT = {(9, 10, 11): "peephole connections", (16, 17): "a projection layer", (20, 21, 22, 23): "layer normalization"}
 
 
-def _require(condition: bool, op: str, case: str) -> None:
+def _require(condition: bool, op: str, case: str, only: str = "") -> None:
+    """Raise "<op> with <case> is not supported (<only> only)" unless `condition`."""
     if not condition:
-        raise tvm.error.OpNotImplemented(f"{op} with {case} is not supported")
+        raise tvm.error.OpNotImplemented(f"{op} with {case} is not supported" + (f" ({only} only)" if only else ""))
 
 
 def _dtype(converter, wrapper) -> str:
@@ -52,7 +55,7 @@ def _weights(converter, tensors, indices, op: str) -> tuple[np.ndarray, tuple[fl
     """Gate weights stacked as [4][rows][cols] int8, and their per-tensor scales."""
     arrays, scales = [], []
     for i in indices:
-        _require(_dtype(converter, tensors[i]) == "int8", op, f"{_dtype(converter, tensors[i])} weights (tensor {i}; int8 only)")
+        _require(_dtype(converter, tensors[i]) == "int8", op, f"{_dtype(converter, tensors[i])} weights (tensor {i})", "int8")
         scale, zero_point = _per_tensor(tensors[i], op, f"weights tensor {i}")
         _require(zero_point == 0, op, f"weights with zero point {zero_point}")
         arrays.append(np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int8))
@@ -64,25 +67,31 @@ def _check_lstm_tensors(converter, tensors, output) -> None:
     op = _LSTM
     _require(len(tensors) == 24, op, f"{len(tensors)} input tensors (24 expected)")
     _require(_dtype(converter, tensors[0]) == "int8" and _dtype(converter, output) == "int8", op,
-             f"{_dtype(converter, tensors[0])} activations (int8 only)")
+             f"{_dtype(converter, tensors[0])} activations", "int8")
     _require(len(converter.get_tensor_shape(tensors[0])) == 3, op, "an input of rank other than 3")
     for indices, case in _ABSENT.items():
         _require(all(tensors[i].tensor_idx < 0 for i in indices), op, case)
     present = _INPUT_WEIGHTS + _RECURRENT_WEIGHTS + _BIASES
     _require(all(tensors[i].tensor_idx >= 0 for i in present), op, "a coupled input-forget gate (no input gate)")
-    _require(all(_dtype(converter, tensors[i]) == "int32" for i in _BIASES), op, "biases other than int32")
-    _require(_dtype(converter, tensors[_CELL]) == "int16", op, f"a {_dtype(converter, tensors[_CELL])} cell state")
+    _require(all(_dtype(converter, tensors[i]) == "int32" for i in _BIASES), op, "non-int32 biases")
+    _require(_dtype(converter, tensors[_CELL]) == "int16", op, f"{_dtype(converter, tensors[_CELL])} cell state", "int16")
     _require(_dtype(converter, tensors[_HIDDEN]) == "int8", op, "a non-int8 hidden state")
+
+
+def _marker(converter, symbol: str, tflite_op, x: relax.Expr, constants: list[np.ndarray]) -> relax.Expr:
+    output = converter.get_output_tensors(tflite_op)[0]
+    out_shape = [int(d) for d in converter.get_tensor_shape(output)]
+    args = relax.Tuple([x] + [relax.const(a) for a in constants])
+    return relax.op.call_dps_packed(relax.ExternFunc(symbol), args, relax.TensorType(out_shape, "int8"))
 
 
 def lstm_marker(converter, tflite_op) -> relax.Expr:
     """The marker for an int8 UNIDIRECTIONAL_SEQUENCE_LSTM (see module doc)."""
     tensors = converter.get_input_tensors(tflite_op)
-    output = converter.get_output_tensors(tflite_op)[0]
-    _check_lstm_tensors(converter, tensors, output)
+    _check_lstm_tensors(converter, tensors, converter.get_output_tensors(tflite_op)[0])
     options = converter._get_builtin_options(tflite_op, UnidirectionalSequenceLSTMOptions)
     activation = int(options.FusedActivationFunction())
-    _require(activation == ActivationFunctionType.TANH, _LSTM, f"cell activation {activation} (TANH only)")
+    _require(activation == ActivationFunctionType.TANH, _LSTM, f"cell activation {activation}", "TANH")
     w_in, in_scales = _weights(converter, tensors, _INPUT_WEIGHTS, _LSTM)
     w_rec, rec_scales = _weights(converter, tensors, _RECURRENT_WEIGHTS, _LSTM)
     bias = np.stack([np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int32) for i in _BIASES])
@@ -92,7 +101,28 @@ def lstm_marker(converter, tflite_op) -> relax.Expr:
     quant = LstmQuant(input_scale, input_zp, hidden_scale, hidden_zp, cell_scale, in_scales, rec_scales)
     input_shape = tuple(int(d) for d in converter.get_tensor_shape(tensors[0]))
     params = lstm_params(input_shape, int(w_in.shape[1]), bool(options.TimeMajor()), quant, float(options.CellClip()))
-    x = converter.get_tensor_expr(tensors[0])
-    args = relax.Tuple([x] + [relax.const(a) for a in (w_in, w_rec, bias, params)])
-    out_shape = [int(d) for d in converter.get_tensor_shape(output)]
-    return relax.op.call_dps_packed(relax.ExternFunc(LSTM_SYMBOL), args, relax.TensorType(out_shape, "int8"))
+    return _marker(converter, LSTM_SYMBOL, tflite_op, converter.get_tensor_expr(tensors[0]), [w_in, w_rec, bias, params])
+
+
+def svdf_marker(converter, tflite_op) -> relax.Expr:
+    """The marker for an int8 SVDF with an int16 activation state: (x, feature weights,
+    time weights, bias, parameter table)."""
+    op = "SVDF"
+    x, w_feature, w_time, bias, state = converter.get_input_tensors(tflite_op)
+    output = converter.get_output_tensors(tflite_op)[0]
+    _require(_dtype(converter, x) == "int8" and _dtype(converter, output) == "int8", op, f"{_dtype(converter, x)} activations", "int8")
+    _require(_dtype(converter, w_feature) == "int8", op, f"{_dtype(converter, w_feature)} feature weights", "int8")
+    _require(_dtype(converter, state) == "int16" and _dtype(converter, w_time) == "int16", op,
+             f"{_dtype(converter, state)} activation state and time weights", "int16")
+    _require(bias.tensor_idx >= 0 and _dtype(converter, bias) == "int32", op, "no int32 bias")
+    batch, input_dim = (int(d) for d in converter.get_tensor_shape(x))
+    filters, memory = (int(d) for d in converter.get_tensor_shape(w_time))
+    rank = int(converter._get_builtin_options(tflite_op, SVDFOptions).Rank())
+    _require(rank > 0 and filters % rank == 0, op, f"rank {rank} not dividing {filters} filters")
+    quant = SvdfQuant(*_per_tensor(x, op, "the input"), _per_tensor(w_feature, op, "the feature weights")[0],
+                      _per_tensor(w_time, op, "the time weights")[0], *_per_tensor(state, op, "the state"),
+                      *_per_tensor(output, op, "the output"))
+    params = svdf_params(batch, input_dim, filters, rank, memory, quant)
+    constants = [np.asarray(converter.get_tensor_value(t), dtype=dtype) for t, dtype in
+                 ((w_feature, np.int8), (w_time, np.int16), (bias, np.int32))]
+    return _marker(converter, SVDF_SYMBOL, tflite_op, converter.get_tensor_expr(x), [*constants, params])

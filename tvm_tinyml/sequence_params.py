@@ -1,6 +1,7 @@
 """Prepare-time integer parameters of the recurrent TFLite ops, computed as TFLite Micro does.
 
-`lstm_params` mirrors UnidirectionalSequenceLstmPrepare (micro/kernels/lstm_eval_common.cc:
+`svdf_params` mirrors PrepareSvdf (micro/kernels/svdf_common.cc) and returns the int32 table
+`tinyml_svdf_i8` reads (TINYML_SVDF_* in codegen/runtime/tinyml_svdf.h). `lstm_params` mirrors UnidirectionalSequenceLstmPrepare (micro/kernels/lstm_eval_common.cc:
 CreateLstmSizeInfo, PrepareGateParametersInteger, CreateLstmCellStateInfo) and returns the int32
 table `tinyml_lstm_i8` reads (layout TINYML_LSTM_* in codegen/runtime/tinyml_lstm.h).
 The file's gate intermediates play no part: TFLM fixes the gate pre-activation scale at 2^-12
@@ -79,4 +80,29 @@ def lstm_params(
     table += _inter_gate_mul(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, q.cell_scale)  # input x cell gate -> cell
     table += _inter_gate_mul(GATE_OUTPUT_SCALE, GATE_OUTPUT_SCALE, q.hidden_scale)  # tanh(cell) x output -> hidden
     assert len(table) == _NUM_PARAMS
+    return np.array(table, dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class SvdfQuant:
+    """The per-tensor quantization PrepareSvdf reads (scales as in the flatbuffer)."""
+
+    input_scale: float
+    input_zp: int
+    feature_weight_scale: float
+    time_weight_scale: float
+    state_scale: float
+    state_zp: int
+    output_scale: float
+    output_zp: int
+
+
+def svdf_params(batch: int, input_dim: int, filters: int, rank: int, memory: int, q: SvdfQuant) -> np.ndarray:
+    """The SVDF layer's int32 parameter table. TFLM combines each effective scale in float32
+    (`float * float / float`) before widening it to double."""
+    f32 = np.float32
+    scale_1 = float(f32(q.input_scale) * f32(q.feature_weight_scale) / f32(q.state_scale))
+    scale_2 = float(f32(q.state_scale) * f32(q.time_weight_scale) / f32(q.output_scale))
+    table = [batch, input_dim, filters, rank, memory, q.input_zp, q.state_zp, q.output_zp]
+    table += list(quantize_multiplier(scale_1)) + list(quantize_multiplier(scale_2))
     return np.array(table, dtype=np.int32)
