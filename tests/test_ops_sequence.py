@@ -136,11 +136,22 @@ def test_real_lstm_model_bit_exact(name):
     assert result.bit_exact and result.max_abs_diff == 0, result
 
 
+def svdf_model(tmp_path: Path) -> str:
+    b = ModelBuilder()
+    x = act(b, [2, 6])
+    y = add_svdf(b, x, 2, 6, 8, 2, 4, seed=9)
+    path = tmp_path / "svdf.tflite"
+    path.write_bytes(b.build([x], [y]))
+    return str(path)
+
+
 @pytest.mark.parametrize("core", sorted(ARM_FLAGS))
-def test_lstm_c_builds_for_cortex_m(tmp_path, core):
-    artifact = tvm_tinyml.build(str(EXTERNAL / "tflm_dtln_noise_suppression.tflite"))
-    source = artifact.export(tmp_path) / f"{artifact.name}.c"
-    assert "tinyml_lstm_i8(" in source.read_text()
+@pytest.mark.parametrize("op", ["lstm", "svdf"])
+def test_sequence_c_builds_for_cortex_m(tmp_path, core, op):
+    model = str(EXTERNAL / "tflm_dtln_noise_suppression.tflite") if op == "lstm" else svdf_model(tmp_path)
+    artifact = tvm_tinyml.build(model)
+    source = artifact.export(tmp_path / "out") / f"{artifact.name}.c"
+    assert f"tinyml_{op}_i8(" in source.read_text()
     command = [ARM_GCC, *ARM_FLAGS[core], "-O2", "-Wall", "-Werror", "-c", str(source), "-o", str(tmp_path / "m.o")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stderr == "", result.stderr
