@@ -25,7 +25,7 @@ from tflite_builder import ModelBuilder
 from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.verify import verify
 
-EXTERNAL = Path("/work/shared/models/external")
+EXTERNAL = Path(__file__).resolve().parent.parent / "models" / "external"  # vendored (licenses in its README)
 LSTM_MODELS = ["tflm_trained_lstm_int8", "tflm_dtln_noise_suppression"]
 HIDDEN_SCALE = 1 / 128  # tanh(cell) x sigmoid lies in (-1, 1)
 
