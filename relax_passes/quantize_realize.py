@@ -547,10 +547,10 @@ class _Realizer:
             align_corners=mode == "align_corners", half_pixel_centers=mode in ("half_pixel", "tf_half_pixel_for_nn"),
         )
 
-    # ---------------------------------------------------------------- sequence family (LSTM)
+    # ---------------------------------------------------------------- sequence family (LSTM, SVDF)
     def _realize_sequence(self, var: Var, value: Call) -> None:
-        """A recurrent op's marker (tvm_tinyml.sequence_import) -> its kernel, whose state and
-        gate buffers are extra outputs (planned scratch)."""
+        """A recurrent op's marker (tvm_tinyml.sequence_import: int8 input, constants, parameter
+        table last) -> its kernel, whose state and gate buffers are extra outputs (planned scratch)."""
         fields = value.args[1].fields
         args = [self.env[fields[0]], *fields[1:]]
         params = self._constant(fields[-1])

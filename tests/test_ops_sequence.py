@@ -217,14 +217,14 @@ def test_fc_svdf_fc(tmp_path):
 def test_lstm_peephole_is_rejected(tmp_path):
     path = tmp_path / "peephole.tflite"
     path.write_bytes(lstm_model([1, 3, 4], 4, peephole=True))
-    with pytest.raises(UnsupportedOperatorError, match="UNIDIRECTIONAL_SEQUENCE_LSTM with peephole connections is not supported"):
+    with pytest.raises(UnsupportedOperatorError, match=r"operator #0 \(UNIDIRECTIONAL_SEQUENCE_LSTM\) with peephole connections is not supported"):
         tvm_tinyml.build(str(path), target="host")
 
 
 def test_lstm_relu_cell_activation_is_rejected(tmp_path):
     path = tmp_path / "relu.tflite"
     path.write_bytes(lstm_model([1, 3, 4], 4, activation="RELU"))
-    with pytest.raises(UnsupportedOperatorError, match=r"UNIDIRECTIONAL_SEQUENCE_LSTM with cell activation 1 is not supported \(TANH only\)"):
+    with pytest.raises(UnsupportedOperatorError, match=r"operator #0 \(UNIDIRECTIONAL_SEQUENCE_LSTM\) with cell activation 1 is not supported \(TANH only\)"):
         tvm_tinyml.build(str(path), target="host")
 
 
@@ -239,5 +239,5 @@ def test_svdf_int8_state_is_rejected(tmp_path):
     b.add_operator("SVDF", [x, wf, wt, bias, state], [y], rank=1)
     path = tmp_path / "svdf8.tflite"
     path.write_bytes(b.build([x], [y]))
-    with pytest.raises(UnsupportedOperatorError, match=r"SVDF with int8 activation state and time weights is not supported \(int16 only\)"):
+    with pytest.raises(UnsupportedOperatorError, match=r"operator #0 \(SVDF\) with int8 activation state and time weights is not supported \(int16 only\)"):
         tvm_tinyml.build(str(path), target="host")

@@ -1,8 +1,8 @@
 """Import of the recurrent TFLite ops TVM's converter refuses when quantized (int8 LSTM, SVDF).
 
-A layer becomes one opaque marker, `R.call_dps_packed("tinyml.<op>", (x, constants...))`
-with an int8 result: the int8 input, its weights stacked per gate, its biases and the int32
-parameter table TFLM's Prepare would compute (tvm_tinyml.sequence_params). QuantizeRealize
+A layer becomes one opaque marker, `R.call_dps_packed("tinyml.<op>", (x, constants..., table))`
+with an int8 result: the int8 input, its weights (an LSTM's stacked per gate), its biases and,
+last, the int32 parameter table TFLM's Prepare would compute (tvm_tinyml.sequence_params). QuantizeRealize
 turns the marker into a call of the C micro-kernel (schedules.qnn_sequence).
 Variants TFLM's integer kernel rejects raise `OpNotImplemented` naming the missing case.
 """
@@ -20,14 +20,21 @@ from tvm_tinyml.sequence_params import LstmQuant, SvdfQuant, lstm_params, svdf_p
 
 LSTM_SYMBOL = "tinyml.unidirectional_sequence_lstm"
 SVDF_SYMBOL = "tinyml.svdf"
-_LSTM = "UNIDIRECTIONAL_SEQUENCE_LSTM"
 _INPUT_WEIGHTS, _RECURRENT_WEIGHTS, _BIASES = (1, 2, 3, 4), (5, 6, 7, 8), (12, 13, 14, 15)
 _HIDDEN, _CELL = 18, 19
 _ABSENT = {(9, 10, 11): "peephole connections", (16, 17): "a projection layer", (20, 21, 22, 23): "layer normalization"}
 
 
+def _origin(converter, tflite_op, name: str) -> str:
+    """ "operator #i (NAME)" for the operator being converted (found by its output tensor)."""
+    graph, output = converter.subgraph, int(tflite_op.Outputs(0))
+    index = next(i for i in range(graph.OperatorsLength()) if int(graph.Operators(i).Outputs(0)) == output)
+    return f"operator #{index} ({name})"
+
+
 def _require(condition: bool, op: str, case: str, only: str = "") -> None:
-    """Raise "<op> with <case> is not supported (<only> only)" unless `condition`."""
+    """Raise "<op> with <case> is not supported (<only> only)" unless `condition`; `op` is the
+    operator's origin ("operator #i (NAME)")."""
     if not condition:
         raise tvm.error.OpNotImplemented(f"{op} with {case} is not supported" + (f" ({only} only)" if only else ""))
 
@@ -63,8 +70,7 @@ def _weights(converter, tensors, indices, op: str) -> tuple[np.ndarray, tuple[fl
     return np.stack(arrays), tuple(scales)
 
 
-def _check_lstm_tensors(converter, tensors, output) -> None:
-    op = _LSTM
+def _check_lstm_tensors(converter, tensors, output, op: str) -> None:
     _require(len(tensors) == 24, op, f"{len(tensors)} input tensors (24 expected)")
     _require(_dtype(converter, tensors[0]) == "int8" and _dtype(converter, output) == "int8", op,
              f"{_dtype(converter, tensors[0])} activations", "int8")
@@ -87,17 +93,18 @@ def _marker(converter, symbol: str, tflite_op, x: relax.Expr, constants: list[np
 
 def lstm_marker(converter, tflite_op) -> relax.Expr:
     """The marker for an int8 UNIDIRECTIONAL_SEQUENCE_LSTM (see module doc)."""
+    op = _origin(converter, tflite_op, "UNIDIRECTIONAL_SEQUENCE_LSTM")
     tensors = converter.get_input_tensors(tflite_op)
-    _check_lstm_tensors(converter, tensors, converter.get_output_tensors(tflite_op)[0])
+    _check_lstm_tensors(converter, tensors, converter.get_output_tensors(tflite_op)[0], op)
     options = converter._get_builtin_options(tflite_op, UnidirectionalSequenceLSTMOptions)
     activation = int(options.FusedActivationFunction())
-    _require(activation == ActivationFunctionType.TANH, _LSTM, f"cell activation {activation}", "TANH")
-    w_in, in_scales = _weights(converter, tensors, _INPUT_WEIGHTS, _LSTM)
-    w_rec, rec_scales = _weights(converter, tensors, _RECURRENT_WEIGHTS, _LSTM)
+    _require(activation == ActivationFunctionType.TANH, op, f"cell activation {activation}", "TANH")
+    w_in, in_scales = _weights(converter, tensors, _INPUT_WEIGHTS, op)
+    w_rec, rec_scales = _weights(converter, tensors, _RECURRENT_WEIGHTS, op)
     bias = np.stack([np.asarray(converter.get_tensor_value(tensors[i]), dtype=np.int32) for i in _BIASES])
-    input_scale, input_zp = _per_tensor(tensors[0], _LSTM, "the input")
-    hidden_scale, hidden_zp = _per_tensor(tensors[_HIDDEN], _LSTM, "the hidden state")
-    cell_scale, _ = _per_tensor(tensors[_CELL], _LSTM, "the cell state")
+    input_scale, input_zp = _per_tensor(tensors[0], op, "the input")
+    hidden_scale, hidden_zp = _per_tensor(tensors[_HIDDEN], op, "the hidden state")
+    cell_scale, _ = _per_tensor(tensors[_CELL], op, "the cell state")
     quant = LstmQuant(input_scale, input_zp, hidden_scale, hidden_zp, cell_scale, in_scales, rec_scales)
     input_shape = tuple(int(d) for d in converter.get_tensor_shape(tensors[0]))
     params = lstm_params(input_shape, int(w_in.shape[1]), bool(options.TimeMajor()), quant, float(options.CellClip()))
@@ -107,7 +114,7 @@ def lstm_marker(converter, tflite_op) -> relax.Expr:
 def svdf_marker(converter, tflite_op) -> relax.Expr:
     """The marker for an int8 SVDF with an int16 activation state: (x, feature weights,
     time weights, bias, parameter table)."""
-    op = "SVDF"
+    op = _origin(converter, tflite_op, "SVDF")
     x, w_feature, w_time, bias, state = converter.get_input_tensors(tflite_op)
     output = converter.get_output_tensors(tflite_op)[0]
     _require(_dtype(converter, x) == "int8" and _dtype(converter, output) == "int8", op, f"{_dtype(converter, x)} activations", "int8")
