@@ -35,8 +35,8 @@ def gate_weight_scale(terms: int, in_scale: float) -> float:
     return 1.5 / (np.sqrt(terms) * 74 * 74 * in_scale)
 
 
-def add_lstm(b: ModelBuilder, x: int, in_shape, state: int, *, time_major=False, hidden_zp=0, cell_power=-12,
-             activation="TANH", cell_clip=10.0, in_q=IN_Q, seed=0, peephole=False) -> tuple[int, list[int]]:
+def add_lstm(b: ModelBuilder, x: int, in_shape, state: int, *, time_major=False, hidden_zp=0, hidden_scale=HIDDEN_SCALE,
+             cell_power=-12, activation="TANH", cell_clip=10.0, in_q=IN_Q, seed=0, peephole=False) -> tuple[int, list[int]]:
     """Append an int8 UNIDIRECTIONAL_SEQUENCE_LSTM reading `x` ([B, T, I], or [T, B, I] time-major)."""
     g = rng(seed)
     n_in = in_shape[2]
@@ -46,14 +46,14 @@ def add_lstm(b: ModelBuilder, x: int, in_shape, state: int, *, time_major=False,
         scales = gate_weight_scale(cols, in_scale) * g.uniform(0.7, 1.3, 4)
         return [b.add_tensor([state, cols], I8, scale=float(s), data=g.integers(-127, 128, (state, cols))) for s in scales]
 
-    w_in, w_rec = weights(n_in, in_q["scale"]), weights(state, HIDDEN_SCALE)
+    w_in, w_rec = weights(n_in, in_q["scale"]), weights(state, hidden_scale)
     bias_scale = in_q["scale"] * gate_weight_scale(n_in, in_q["scale"])
     biases = [b.add_tensor([state], np.int32, scale=bias_scale, data=g.integers(-3000, 3000, state)) for _ in range(4)]
     cell_to = [b.add_tensor([state], np.int16, scale=1e-3, data=g.integers(-500, 500, state)) for _ in range(3)] if peephole else [-1] * 3
-    hidden = b.add_tensor([batch, state], I8, scale=HIDDEN_SCALE, zero_point=hidden_zp, variable=True)
+    hidden = b.add_tensor([batch, state], I8, scale=hidden_scale, zero_point=hidden_zp, variable=True)
     cell = b.add_tensor([batch, state], np.int16, scale=2.0**cell_power, variable=True)
     out_shape = [in_shape[0], in_shape[1], state]
-    y = act(b, out_shape, scale=HIDDEN_SCALE, zero_point=hidden_zp)
+    y = act(b, out_shape, scale=hidden_scale, zero_point=hidden_zp)
     inputs = [x, *w_in, *w_rec, *cell_to, *biases, -1, -1, hidden, cell, -1, -1, -1, -1]
     b.add_operator("UNIDIRECTIONAL_SEQUENCE_LSTM", inputs, [y], fused_activation_function=activation,
                    cell_clip=cell_clip, proj_clip=0.0, time_major=time_major)
@@ -78,6 +78,8 @@ def lstm_model(in_shape, state: int, **options) -> bytes:
     ([1, 6, 7], 8, dict(cell_clip=0.0, cell_power=-13)),  # no cell clipping
     ([2, 3, 4], 3, dict(time_major=True, cell_clip=0.4, cell_power=-15)),  # tight clip, tanh shift path > 0
     ([1, 4, 6], 5, dict(hidden_zp=2, cell_clip=3.0, cell_power=-9)),
+    ([1, 5, 6], 4, dict(cell_power=-11.6)),  # a cell scale off a power of two: TFLM rounds its log2
+    ([2, 3, 5], 6, dict(hidden_scale=0.0073633, hidden_zp=-4)),  # DTLN's second hidden quantization
 ])
 def test_lstm(tmp_path, in_shape, state, options):
     check(tmp_path, lstm_model(in_shape, state, seed=sum(in_shape) * state, **options), min_distinct=8)
