@@ -85,6 +85,7 @@ def _check_lstm_tensors(converter, tensors, output, op: str) -> None:
 
 
 def _marker(converter, symbol: str, tflite_op, x: relax.Expr, constants: list[np.ndarray]) -> relax.Expr:
+    """`R.call_dps_packed(symbol, (x, *constants))` with the op's int8 output type."""
     output = converter.get_output_tensors(tflite_op)[0]
     out_shape = [int(d) for d in converter.get_tensor_shape(output)]
     args = relax.Tuple([x] + [relax.const(a) for a in constants])
@@ -115,8 +116,11 @@ def svdf_marker(converter, tflite_op) -> relax.Expr:
     """The marker for an int8 SVDF with an int16 activation state: (x, feature weights,
     time weights, bias, parameter table)."""
     op = _origin(converter, tflite_op, "SVDF")
-    x, w_feature, w_time, bias, state = converter.get_input_tensors(tflite_op)
+    tensors = converter.get_input_tensors(tflite_op)
+    _require(len(tensors) == 5, op, f"{len(tensors)} input tensors (5 expected)")
+    x, w_feature, w_time, bias, state = tensors
     output = converter.get_output_tensors(tflite_op)[0]
+    _require(len(converter.get_tensor_shape(x)) == 2, op, "an input of rank other than 2")
     _require(_dtype(converter, x) == "int8" and _dtype(converter, output) == "int8", op, f"{_dtype(converter, x)} activations", "int8")
     _require(_dtype(converter, w_feature) == "int8", op, f"{_dtype(converter, w_feature)} feature weights", "int8")
     _require(_dtype(converter, state) == "int16" and _dtype(converter, w_time) == "int16", op,
