@@ -138,6 +138,13 @@ def test_real_lstm_model_bit_exact(name):
     assert result.bit_exact and result.max_abs_diff == 0, result
 
 
+@pytest.mark.parametrize("name", LSTM_MODELS)
+def test_real_lstm_model_with_tvm_memory_plan(name):
+    """TVM's plan places each kernel's scratch outputs too (tvm_plan maps every output)."""
+    result = verify(str(EXTERNAL / f"{name}.tflite"), inputs=5, memory_planner="tvm")
+    assert result.bit_exact, result
+
+
 def svdf_model(tmp_path: Path) -> str:
     b = ModelBuilder()
     x = act(b, [2, 6])
