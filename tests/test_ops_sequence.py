@@ -1,5 +1,5 @@
-"""Recurrent ops (int8 UNIDIRECTIONAL_SEQUENCE_LSTM, int8 SVDF with int16 state) bit-exact
-against TFLite Micro.
+"""Recurrent ops (int8 UNIDIRECTIONAL_SEQUENCE_LSTM, int8 SVDF with an int16 or int8 state)
+bit-exact against TFLite Micro.
 
 Single-op models mirror the tensor list of tflm_trained_lstm_int8.tflite (24 inputs: input,
 8 int8 weights, 4 int32 biases, variable int8 hidden and int16 cell states; no peephole,
@@ -177,17 +177,19 @@ SVDF_STATE_SCALE = 2.0**-10
 
 
 def add_svdf(b: ModelBuilder, x: int, batch: int, n_in: int, filters: int, rank: int, memory: int, *,
-             in_q=IN_Q, state_zp=0, out_zp=4, activation="NONE", seed=0) -> int:
-    """Append an int8 SVDF (int16 time weights and state) reading `x` [batch, n_in]."""
+             in_q=IN_Q, state_zp=0, out_zp=4, activation="NONE", state_type=np.int16, seed=0) -> int:
+    """Append an int8 SVDF (time weights and state of `state_type`) reading `x` [batch, n_in]."""
     g = rng(seed)
     units = filters // rank
-    feature_scale = 2000 / (74 * 74 * np.sqrt(n_in)) * SVDF_STATE_SCALE / in_q["scale"]  # state ~ 2000 LSB
+    state_lsb, time_max = (2000, 3000) if state_type == np.int16 else (40, 127)  # typical |state|, |time weight|
+    feature_scale = state_lsb / (74 * 74 * np.sqrt(n_in)) * SVDF_STATE_SCALE / in_q["scale"]
     time_scale = 1e-3
     wf = b.add_tensor([filters, n_in], I8, scale=feature_scale, data=g.integers(-127, 128, (filters, n_in)))
-    wt = b.add_tensor([filters, memory], np.int16, scale=time_scale, data=g.integers(-3000, 3000, (filters, memory)))
-    bias = b.add_tensor([units], np.int32, scale=SVDF_STATE_SCALE * time_scale, data=g.integers(-10**6, 10**6, units))
-    state = b.add_tensor([batch, filters * memory], np.int16, scale=SVDF_STATE_SCALE, zero_point=state_zp, variable=True)
-    out_scale = SVDF_STATE_SCALE * time_scale * 1700 * 2000 * np.sqrt(rank) / 40  # output ~ 40 LSB
+    wt = b.add_tensor([filters, memory], state_type, scale=time_scale, data=g.integers(-time_max, time_max, (filters, memory)))
+    bias_max = int(state_lsb * time_max)
+    bias = b.add_tensor([units], np.int32, scale=SVDF_STATE_SCALE * time_scale, data=g.integers(-bias_max, bias_max, units))
+    state = b.add_tensor([batch, filters * memory], state_type, scale=SVDF_STATE_SCALE, zero_point=state_zp, variable=True)
+    out_scale = SVDF_STATE_SCALE * time_scale * time_max / np.sqrt(3) * state_lsb * np.sqrt(rank) / 40  # output ~ 40 LSB
     y = act(b, [batch, units], scale=float(out_scale), zero_point=out_zp)
     b.add_operator("SVDF", [x, wf, wt, bias, state], [y], rank=rank, fused_activation_function=activation)
     return y
@@ -199,6 +201,8 @@ def add_svdf(b: ModelBuilder, x: int, batch: int, n_in: int, filters: int, rank:
     (3, 10, 12, 3, 5, dict(state_zp=3)),
     (1, 16, 4, 4, 1, dict()),  # one unit of rank 4, memory 1
     (2, 6, 6, 1, 8, dict(activation="RELU")),  # TFLM's integer SVDF ignores the fused activation
+    (2, 8, 6, 2, 4, dict(state_type=np.int8)),  # int8 state and time weights
+    (1, 12, 9, 3, 3, dict(state_type=np.int8, state_zp=-7, out_zp=-20)),  # int8 state reset to its zero point
 ])
 def test_svdf(tmp_path, batch, n_in, filters, rank, memory, options):
     b = ModelBuilder()
@@ -237,16 +241,17 @@ def test_lstm_relu_cell_activation_is_rejected(tmp_path):
         tvm_tinyml.build(str(path), target="host")
 
 
-def test_svdf_int8_state_is_rejected(tmp_path):
+def test_svdf_mixed_state_types_are_rejected(tmp_path):
     b = ModelBuilder()
     x = act(b, [1, 4])
     wf = b.add_tensor([2, 4], I8, scale=0.01, data=np.ones((2, 4)))
     wt = b.add_tensor([2, 3], I8, scale=0.01, data=np.ones((2, 3)))
     bias = b.add_tensor([2], np.int32, scale=1e-4, data=np.zeros(2))
-    state = b.add_tensor([1, 6], I8, scale=0.01, variable=True)
+    state = b.add_tensor([1, 6], np.int16, scale=0.01, variable=True)
     y = act(b, [1, 2])
     b.add_operator("SVDF", [x, wf, wt, bias, state], [y], rank=1)
-    path = tmp_path / "svdf8.tflite"
+    path = tmp_path / "svdf_mixed.tflite"
     path.write_bytes(b.build([x], [y]))
-    with pytest.raises(UnsupportedOperatorError, match=r"operator #0 \(SVDF\) with int8 activation state and time weights is not supported \(int16 only\)"):
+    with pytest.raises(UnsupportedOperatorError,
+                       match=r"operator #0 \(SVDF\) with int16 state and int8 time weights is not supported"):
         tvm_tinyml.build(str(path), target="host")

@@ -496,7 +496,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         return sequence_import.lstm_marker(self, op)
 
     def convert_svdf(self, op):
-        """Convert an int8 TFLite SVDF (int16 state) into its kernel marker."""
+        """Convert an int8 TFLite SVDF (int16 or int8 state) into its kernel marker."""
         if not self.is_quantized(op):
             return super().convert_svdf(op)
         return sequence_import.svdf_marker(self, op)

@@ -113,8 +113,8 @@ def lstm_marker(converter, tflite_op) -> relax.Expr:
 
 
 def svdf_marker(converter, tflite_op) -> relax.Expr:
-    """The marker for an int8 SVDF with an int16 activation state: (x, feature weights,
-    time weights, bias, parameter table)."""
+    """The marker for an int8 SVDF with an int16 or int8 activation state: (x, feature weights,
+    time weights as int16, bias, parameter table)."""
     op = _origin(converter, tflite_op, "SVDF")
     tensors = converter.get_input_tensors(tflite_op)
     _require(len(tensors) == 5, op, f"{len(tensors)} input tensors (5 expected)")
@@ -123,8 +123,9 @@ def svdf_marker(converter, tflite_op) -> relax.Expr:
     _require(len(converter.get_tensor_shape(x)) == 2, op, "an input of rank other than 2")
     _require(_dtype(converter, x) == "int8" and _dtype(converter, output) == "int8", op, f"{_dtype(converter, x)} activations", "int8")
     _require(_dtype(converter, w_feature) == "int8", op, f"{_dtype(converter, w_feature)} feature weights", "int8")
-    _require(_dtype(converter, state) == "int16" and _dtype(converter, w_time) == "int16", op,
-             f"{_dtype(converter, state)} activation state and time weights", "int16")
+    state_type = _dtype(converter, state)
+    _require(state_type in ("int16", "int8") and _dtype(converter, w_time) == state_type, op,
+             f"{state_type} state and {_dtype(converter, w_time)} time weights", "int16 or int8, the same for both")
     _require(bias.tensor_idx >= 0 and _dtype(converter, bias) == "int32", op, "no int32 bias")
     batch, input_dim = (int(d) for d in converter.get_tensor_shape(x))
     filters, memory = (int(d) for d in converter.get_tensor_shape(w_time))
@@ -133,7 +134,7 @@ def svdf_marker(converter, tflite_op) -> relax.Expr:
     quant = SvdfQuant(*_per_tensor(x, op, "the input"), _per_tensor(w_feature, op, "the feature weights")[0],
                       _per_tensor(w_time, op, "the time weights")[0], *_per_tensor(state, op, "the state"),
                       *_per_tensor(output, op, "the output"))
-    params = svdf_params(batch, input_dim, filters, rank, memory, quant)
-    constants = [np.asarray(converter.get_tensor_value(t), dtype=dtype) for t, dtype in
-                 ((w_feature, np.int8), (w_time, np.int16), (bias, np.int32))]
+    params = svdf_params(batch, input_dim, filters, rank, memory, quant, 8 if state_type == "int8" else 16)
+    constants = [np.asarray(converter.get_tensor_value(t)).astype(dtype) for t, dtype in
+                 ((w_feature, np.int8), (w_time, np.int16), (bias, np.int32))]  # int8 time weights widened
     return _marker(converter, SVDF_SYMBOL, tflite_op, converter.get_tensor_expr(x), [*constants, params])

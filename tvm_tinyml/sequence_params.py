@@ -97,12 +97,15 @@ class SvdfQuant:
     output_zp: int
 
 
-def svdf_params(batch: int, input_dim: int, filters: int, rank: int, memory: int, q: SvdfQuant) -> np.ndarray:
-    """The SVDF layer's int32 parameter table. TFLM combines each effective scale in float32
-    (`float * float / float`) before widening it to double."""
+def svdf_params(batch: int, input_dim: int, filters: int, rank: int, memory: int, q: SvdfQuant,
+                state_bits: int = 16) -> np.ndarray:
+    """The SVDF layer's int32 parameter table for an int`state_bits` state. TFLM combines each
+    effective scale in float32 (`float * float / float`) before widening it to double, and
+    resets an int8 variable tensor to its zero point, an int16 one to 0."""
     f32 = np.float32
     scale_1 = float(f32(q.input_scale) * f32(q.feature_weight_scale) / f32(q.state_scale))
     scale_2 = float(f32(q.state_scale) * f32(q.time_weight_scale) / f32(q.output_scale))
-    table = [batch, input_dim, filters, rank, memory, q.input_zp, q.state_zp, q.output_zp]
+    table = [batch, input_dim, filters, rank, memory, q.input_zp, q.state_zp, state_bits,
+             q.state_zp if state_bits == 8 else 0, q.output_zp]
     table += list(quantize_multiplier(scale_1)) + list(quantize_multiplier(scale_2))
     return np.array(table, dtype=np.int32)

@@ -1,15 +1,18 @@
 /*
- * tinyml_svdf.h - TFLite Micro's integer SVDF with an int16 activation state
- * (int8 input/output and feature weights, int16 time weights, int32 bias),
- * bit-exact with EvalIntegerSvdfReference<int16_t> (micro/kernels/svdf_common.cc).
+ * tinyml_svdf.h - TFLite Micro's integer SVDF (int8 input/output and feature
+ * weights, int32 bias, an int16 or int8 activation state with time weights of
+ * the same type), bit-exact with EvalIntegerSvdfReference<T>
+ * (micro/kernels/svdf_common.cc). The state is kept in int16 either way: an
+ * int8 state's values are wrapped to int8 as TFLM stores them, and int8 time
+ * weights arrive widened to int16.
  *
  * Portable C99, static inline, no allocation. Needs tinyml_math.h. The layer's
  * integer parameters are an int32 table (layout TINYML_SVDF_*), computed by
  * tvm_tinyml/sequence_params.py as PrepareSvdf does.
  *
- * `state` (int16, batch * filters * memory) is the op's variable tensor,
- * reset to 0 at every call as TFLM's interpreter resets an int16 variable
- * (so the one-step shift of the memory TFLM does first changes nothing).
+ * `state` (batch * filters * memory) is the op's variable tensor, reset at
+ * every call as TFLM's interpreter resets it (int16: 0, int8: its zero point),
+ * so the one-step shift of the memory TFLM does first changes nothing.
  * TFLM's two int32 scratch buffers are not needed: each unit's sum is
  * accumulated in a register.
  */
@@ -26,6 +29,8 @@ enum {
   TINYML_SVDF_MEMORY,
   TINYML_SVDF_INPUT_ZP,
   TINYML_SVDF_STATE_ZP,
+  TINYML_SVDF_STATE_BITS, /* 16 or 8: the type TFLM keeps the state in */
+  TINYML_SVDF_STATE_RESET,
   TINYML_SVDF_OUTPUT_ZP,
   TINYML_SVDF_FEATURE_MUL, /* input x feature weights -> state: mult, shift */
   TINYML_SVDF_OUTPUT_MUL = TINYML_SVDF_FEATURE_MUL + 2, /* state x time weights -> output: mult, shift */
@@ -39,8 +44,9 @@ static inline void tinyml_svdf_i8(const int8_t *input, const int8_t *w_feature,
   const int32_t filters = p[TINYML_SVDF_FILTERS], rank = p[TINYML_SVDF_RANK];
   const int32_t memory = p[TINYML_SVDF_MEMORY], units = filters / rank;
   const int32_t state_zp = p[TINYML_SVDF_STATE_ZP], size = batch * filters * memory;
+  const int32_t bits = p[TINYML_SVDF_STATE_BITS], state_max = (1 << (bits - 1)) - 1;
   int32_t b, i, j, r;
-  for (i = 0; i < size; ++i) state[i] = 0;
+  for (i = 0; i < size; ++i) state[i] = (int16_t)p[TINYML_SVDF_STATE_RESET];
   /* feature FC into each filter's newest memory slot */
   for (b = 0; b < batch; ++b) {
     for (i = 0; i < filters; ++i) {
@@ -48,8 +54,9 @@ static inline void tinyml_svdf_i8(const int8_t *input, const int8_t *w_feature,
       int32_t dot = 0;
       for (j = 0; j < n_in; ++j) dot += (int32_t)w[j] * ((int32_t)x[j] - p[TINYML_SVDF_INPUT_ZP]);
       dot = tinyml_mul_by_quantized_multiplier(dot, p[TINYML_SVDF_FEATURE_MUL], p[TINYML_SVDF_FEATURE_MUL + 1]);
-      dot = dot < -32768 ? -32768 : (dot > 32767 ? 32767 : dot);
-      state[(b * filters + i) * memory + memory - 1] = (int16_t)(state_zp + dot);
+      dot = dot < -state_max - 1 ? -state_max - 1 : (dot > state_max ? state_max : dot);
+      dot += state_zp;
+      state[(b * filters + i) * memory + memory - 1] = bits == 8 ? (int8_t)dot : (int16_t)dot;
     }
   }
   /* each unit: bias + its `rank` filters' time weights along their memory, requantized to int8 */
