@@ -61,6 +61,28 @@ def read_log(path: str | os.PathLike | None) -> list[dict]:
     return records
 
 
+def check_log(path: str | os.PathLike) -> None:
+    """Raise ValueError naming the first line of `path` that is not a tuning record.
+
+    A record is a JSON object with a string "workload" and an object "config". The last line may
+    be torn (a killed session's unfinished write, no newline yet); it is ignored as `read_log` does.
+    """
+    data = Path(path).read_bytes()
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        torn_tail = number == len(lines)
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if torn_tail:
+                return
+            raise ValueError(f"line {number} is not a JSON record ({type(e).__name__})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("workload"), str) or not isinstance(record.get("config"), dict):
+            raise ValueError(f"line {number} is not a tuning record (a JSON object with \"workload\" and a \"config\" object)")
+
+
 class TuningLog:
     """Appends records to a log file, one fsynced line each."""
 

@@ -24,6 +24,8 @@ from tvm.relax.frontend.tflite import tflite_frontend
 
 from . import sequence_import
 from .errors import TinyMLError, UnsupportedOperatorError
+from .quiet import native_stderr_captured
+from .validate import validate_onnx, validate_tflite
 
 SUPPORTED_TFLITE_OPS = frozenset(
     {
@@ -182,61 +184,20 @@ def _read(path: str) -> bytes:
 
 
 def _parse_tflite(data: bytes, path: str) -> tflite.Model:
-    """Parse and structurally validate the contents of a .tflite file."""
+    """Parse and validate the contents of a .tflite file (`validate.validate_tflite`)."""
     if sniff_format(data, path) != "tflite":
         raise TinyMLError(f"{path}: not a TFLite model")
     try:
         model = tflite.Model.GetRootAsModel(data, 0)
-        _check_tflite_structure(model, len(data))
     except Exception as e:  # flatbuffers has no verifier: any read may fail on a corrupt file
         raise TinyMLError(f"{path}: truncated or corrupt TFLite file ({_first_line(e)})") from None
+    validate_tflite(model, len(data), path)
     return model
-
-
-def _check_tflite_structure(model: tflite.Model, size: int) -> None:
-    """Read every table of the main subgraph the importer reads, so corruption fails here."""
-
-    def count(n: int) -> int:
-        if not 0 <= n <= size // 4:
-            raise ValueError(f"implausible vector length {n}")
-        return n
-
-    num_buffers = count(model.BuffersLength())
-    for i in range(num_buffers):
-        model.Buffers(i).DataAsNumpy()
-    num_codes = count(model.OperatorCodesLength())
-    for i in range(num_codes):
-        model.OperatorCodes(i).BuiltinCode()
-    if count(model.SubgraphsLength()) == 0:
-        raise ValueError("no subgraph")
-    graph = model.Subgraphs(0)
-    num_tensors = count(graph.TensorsLength())
-    for i in range(num_tensors):
-        tensor = graph.Tensors(i)
-        tensor.Name().decode()
-        count(len(np.atleast_1d(tensor.ShapeAsNumpy())))
-        if not 0 <= tensor.Buffer() < num_buffers:
-            raise ValueError(f"tensor {i} refers to missing buffer {tensor.Buffer()}")
-        if tensor.Quantization() is not None:
-            tensor.Quantization().ScaleAsNumpy()
-            tensor.Quantization().ZeroPointAsNumpy()
-    _check_indices(np.concatenate(_io_indices(graph)), num_tensors, "graph input/output")
-    for i in range(count(graph.OperatorsLength())):
-        op = graph.Operators(i)
-        if not 0 <= op.OpcodeIndex() < num_codes:
-            raise ValueError(f"operator {i} has no operator code")
-        _check_indices(np.concatenate(_io_indices(op)), num_tensors, f"operator {i}")
 
 
 def _io_indices(node) -> tuple[np.ndarray, np.ndarray]:
     """Input and output tensor indices of a TFLite subgraph or operator."""
     return np.atleast_1d(node.InputsAsNumpy()), np.atleast_1d(node.OutputsAsNumpy())
-
-
-def _check_indices(indices: np.ndarray, num_tensors: int, what: str) -> None:
-    """Tensor indices must be -1 (optional input) or name an existing tensor."""
-    if indices.size and (indices.min() < -1 or indices.max() >= num_tensors):
-        raise ValueError(f"{what} refers to a missing tensor")
 
 
 def _tflite_op_name(model: tflite.Model, op) -> str:
@@ -285,13 +246,16 @@ def _parse_onnx_file(data: bytes, path: str) -> onnx.ModelProto:
     model = _parse_onnx(data)
     if model is None:
         raise TinyMLError(f"{path}: not an ONNX model")
+    validate_onnx(model, path)
     return model
 
 
 def _tvm_import(path: str, importer) -> tvm.IRModule:
-    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors."""
+    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors (TVM's own stderr
+    lines are kept out of the terminal)."""
     try:
-        return importer()
+        with native_stderr_captured():
+            return importer()
     except tvm.error.OpNotImplemented as e:
         raise UnsupportedOperatorError(f"{path}: {_first_line(e)}") from None
     except Exception as e:
