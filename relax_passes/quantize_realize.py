@@ -26,6 +26,8 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Call, Var
 
+from relax_passes.realize_activations import ActivationRealizer  # activations (act)
+from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
 from tvm_tinyml import quant_params as qp
@@ -70,7 +72,7 @@ class QuantizeRealize:
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer:
+class _Realizer(ActivationRealizer, MovementRealizer):
     def __init__(self, func: relax.Function, float_io: bool, origins: dict) -> None:
         self.func = func
         self.float_io = float_io
@@ -131,7 +133,7 @@ class _Realizer:
 
     def _param(self, param: Var) -> Var:
         dtype = param.ty.dtype
-        if dtype == "int8":
+        if dtype in ("int8", "int32"):  # int32: GATHER indices (movement_realize.py)
             self.env[param] = param
             return param
         users = self._users(param)
@@ -205,6 +207,8 @@ class _Realizer:
             self.env[var] = self._emit(qc.requantize, self.env[value.args[0]], params=(0, 1 << 30, 1, 0, lo, hi), op="clip")
         elif name == "relax.reshape" and value.args[0] in self.env:
             self.env[var] = self.bb.emit(relax.op.reshape(self.env[value.args[0]], var.ty.shape))
+        elif name in MOVEMENT_RELAX_OPS and var.ty.dtype == "int8" and self._movement_sources(name, value) is not None:
+            self.env[var] = self._realize_movement(name, var, value)  # data movement (movement_realize.py)
         elif name == "relax.astype" and var.ty.dtype == "int8":
             self._realize_int_pool(var, value)
         elif name == "relax.nn.max_pool2d" and value.args[0] in self.env:
@@ -422,8 +426,8 @@ class _Realizer:
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
-        if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
-            raise UnsupportedOperatorError("int8 logistic needs output scale 1/256 and zero point -128")
+        if out.zero_point != -128:  # TFLM's only check; it writes raw Q0.8 whatever the output scale
+            raise UnsupportedOperatorError("int8 logistic needs output zero point -128")
         params = [int(v) for v in qp.logistic_params(x.scalar_scale, x.scalar_zp).values()]
         return self._emit(qc.logistic, x.src, params=params, op="logistic", act_min=out.act_min, act_max=out.act_max)
 
@@ -476,18 +480,8 @@ class _Realizer:
     def _q_nn_pad(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
         self._same_quant(x, out, "PAD")
-        widths = [int(w) for w in call.attrs.pad_width]
-        h, w = (1, 2) if self.layout == "NHWC" else (2, 3)
-        spatial = (2 * h, 2 * h + 1, 2 * w, 2 * w + 1)
-        if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
-            raise UnsupportedOperatorError(f"PAD is supported on the spatial axes of 4-D {self.layout} tensors only")
-        pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
         value = x.scalar_zp + qp.round_half_away(float(call.attrs.pad_value) / x.scalar_scale)
-        if not -128 <= value <= 127:
-            raise UnsupportedOperatorError(f"PAD value {call.attrs.pad_value} is outside the int8 range")
-        result = self._emit(qc.pad, x.src, op="pad", pads=pads, pad_value=value, layout=self.layout)
-        self.pad_of[result] = (x.src, pads, value)
-        return result
+        return self._pad_kernel(x.src, [int(w) for w in call.attrs.pad_width], value, shape_of(call))
 
     def _q_permute_dims(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
@@ -535,6 +529,8 @@ class _Realizer:
         return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
+        if call.attrs.method == "linear":
+            return self._resize_bilinear(call, out)  # activations (act)
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
         attrs = call.attrs

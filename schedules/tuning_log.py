@@ -47,7 +47,7 @@ def read_log(path: str | os.PathLike | None) -> list[dict]:
     if path is None or not Path(path).is_file():
         return []
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -72,12 +72,13 @@ def check_log(path: str | os.PathLike) -> None:
     for number, raw in enumerate(lines, 1):
         if not raw.strip():
             continue
-        torn_tail = number == len(lines)
+        text = ""
         try:
-            record = json.loads(raw.decode("utf-8"))
+            text = raw.decode("ascii")  # json.dumps writes ASCII
+            record = json.loads(text)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            if torn_tail:
-                return
+            if number == len(lines) and number > 1 and text.lstrip().startswith("{"):
+                return  # a torn tail: the start of a record, cut off
             raise ValueError(f"line {number} is not a JSON record ({type(e).__name__})") from None
         if not isinstance(record, dict) or not isinstance(record.get("workload"), str) or not isinstance(record.get("config"), dict):
             raise ValueError(f"line {number} is not a tuning record (a JSON object with \"workload\" and a \"config\" object)")

@@ -105,7 +105,7 @@ class CliWorker:
         if self._conn.poll(timeout_sec):
             try:
                 return self._conn.recv()
-            except EOFError:
+            except (EOFError, OSError):  # the worker died mid-case
                 pass
         else:
             os.kill(self._proc.pid, signal.SIGKILL)

@@ -58,7 +58,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         return _window_trace(op, attrs, in_shape, out_shape, kernel)
     if op == "depthwise_conv2d_inplace":
         return _inplace_depthwise_trace(in_shape, out_shape)
-    if op in ("requantize", "clip", "quantize", "dequantize"):
+    if op in ("requantize", "clip", "quantize", "dequantize", "leaky_relu", "tanh", "lookup", "logistic", "hard_swish"):
         e = np.arange(n_out)
         return e, e, e
     if op == "softmax":  # per row: all reads (max, sum), then read c / write c
@@ -68,7 +68,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         write_step = row * (depth + 1) + 1 + c
         first_pass = np.repeat(np.arange(rows) * (depth + 1), depth)
         return write_step, np.concatenate([first_pass, write_step]), np.concatenate([np.arange(n_out)] * 2)
-    if op in ("add", "mul"):
+    if op in ("add", "mul", "prelu"):
         padded = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
         source = np.broadcast_to(np.arange(int(np.prod(in_shape))).reshape(padded), out_shape).ravel()
         e = np.arange(n_out)
@@ -88,6 +88,15 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         source = np.arange(int(np.prod(in_shape))).reshape(in_shape).transpose(attrs["axes"]).ravel()
         e = np.arange(n_out)
         return e, e, source
+    if op in ("pad_nd", "strided_slice"):  # element by element; a pad element reads nothing
+        coords = np.indices(out_shape).reshape(len(out_shape), -1)
+        if op == "pad_nd":
+            src = coords - np.array(attrs["before"])[:, None]
+        else:
+            src = np.array(attrs["begin"])[:, None] + np.array(attrs["strides"])[:, None] * coords
+        inside = np.all((src >= 0) & (src < np.array(in_shape)[:, None]), axis=0)
+        e = np.arange(n_out)
+        return e, e[inside], np.ravel_multi_index(tuple(src[:, inside]), in_shape)
     raise NotImplementedError(f"no replay for {op}")
 
 

@@ -266,15 +266,24 @@ def test_tvm_importer_errors_are_wrapped(tmp_path):
 # ---------------------------------------------------------------- quantized converters
 
 
+def check_int8_movement(tmp_path: Path, op_name: str, model: bytes) -> relax.Call:
+    """Data movement (frontend_movement.py) imports as `op_name` on the int8 input itself, and
+    even with an output quantization other than the input's computes what TFLM computes."""
+    mod, info = frontend.load(write(tmp_path, model, "movement.tflite"))
+    (op,) = call_named(mod, op_name)
+    assert op.value.args[0].same_as(mod["main"].params[0]) and op.value.ty.dtype == "int8"
+    assert not call_named(mod, "relax.dequantize") and not call_named(mod, "relax.quantize")
+    x = int8_input(*info.inputs[0].shape)
+    np.testing.assert_array_equal(run_relax(mod, x), run_tflm(model, [x])[0])
+    return op.value
+
+
 @pytest.mark.parametrize("pads", [[[0, 0], [1, 2], [3, 0], [0, 0]], [[0, 0], [0, 0], [0, 0], [1, 1]]])
 def test_quantized_pad(tmp_path, pads):
     shape_out = np.add([1, 3, 4, 2], np.sum(pads, axis=1))
     paddings = dict(shape=[4, 2], dtype=np.int32, data=np.array(pads))
-    op = check_qdq(
-        tmp_path, "relax.nn.pad",
-        lambda q_out: single_op_model("PAD", [1, 3, 4, 2], shape_out, q_out, [paddings]),
-    )
-    assert op.attrs.pad_value == 0.0
+    op = check_int8_movement(tmp_path, "relax.nn.pad", single_op_model("PAD", [1, 3, 4, 2], shape_out, Q_OUT, [paddings]))
+    assert op.attrs.pad_value == Q_OUT["zero_point"]  # TFLM pads with the output zero point
     assert [int(v) for v in op.attrs.pad_width] == np.ravel(pads).tolist()
 
 
@@ -282,22 +291,17 @@ def test_quantized_padv2(tmp_path):
     pads = [[0, 0], [2, 1], [1, 1], [0, 0]]
     extra = [
         dict(shape=[4, 2], dtype=np.int32, data=np.array(pads)),
-        dict(shape=[], data=np.array(13), **Q_IN),
+        dict(shape=[], data=np.array(13), **Q_OUT),
     ]
-    op = check_qdq(
-        tmp_path, "relax.nn.pad",
-        lambda q_out: single_op_model("PADV2", [1, 3, 4, 2], [1, 6, 6, 2], q_out, extra),
-    )
-    assert op.attrs.pad_value == pytest.approx((13 - Q_IN["zero_point"]) * Q_IN["scale"])
+    op = check_int8_movement(tmp_path, "relax.nn.pad", single_op_model("PADV2", [1, 3, 4, 2], [1, 6, 6, 2], Q_OUT, extra))
+    assert op.attrs.pad_value == 13  # the raw constant byte
 
 
 @pytest.mark.parametrize("shape, perm", [([1, 3, 4, 2], [0, 3, 1, 2]), ([5, 3, 2], [2, 0, 1])])
 def test_quantized_transpose(tmp_path, shape, perm):
     perm_tensor = dict(shape=[len(perm)], dtype=np.int32, data=np.array(perm))
-    op = check_qdq(
-        tmp_path, "relax.permute_dims",
-        lambda q_out: single_op_model("TRANSPOSE", shape, np.take(shape, perm), q_out, [perm_tensor]),
-    )
+    model = single_op_model("TRANSPOSE", shape, np.take(shape, perm), Q_OUT, [perm_tensor])
+    op = check_int8_movement(tmp_path, "relax.permute_dims", model)
     assert [int(a) for a in op.attrs.axes] == perm
 
 

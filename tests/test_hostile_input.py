@@ -159,3 +159,16 @@ def test_reference_that_does_not_finish_is_one_error(tmp_path):
     model = small_model(tmp_path)
     with pytest.raises(TinyMLError, match=r"the reference \(TFLite Micro\) did not finish within 0 s"):
         run_reference("tflite", model, [[np.zeros((1, 4, 4, 3), I8)]], timeout_sec=0.01)
+
+
+def test_declared_shape_disagrees_with_the_operator(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.add_tensor([1, 16], I8, scale=0.05, zero_point=0)
+    w = b.add_tensor([4, 16], I8, scale=0.01, data=rng.integers(-100, 100, (4, 16)))
+    y = b.add_tensor([1, 4096], I8, scale=0.1, zero_point=2)  # the weights make 4 outputs
+    b.add_operator("FULLY_CONNECTED", [x, w, -1], [y])
+    path = tmp_path / "fc.tflite"
+    path.write_bytes(b.build([x], [y]))
+    line = refusal(capsys, ["verify", str(path)])
+    assert "operator #0 (FULLY_CONNECTED): output tensor #2 't2' is declared [1, 4096] but the operator computes [1, 4]" in line

@@ -317,12 +317,6 @@ def test_pad(tmp_path, pads):
     check(tmp_path, single("PAD", in_shape, out_shape, consts=[i32_const(pads)]))
 
 
-@unsupported
-def test_pad_channels(tmp_path):
-    pads = [[0, 0], [0, 0], [0, 0], [1, 2]]
-    check(tmp_path, single("PAD", [1, 3, 3, 2], [1, 3, 3, 5], consts=[i32_const(pads)]))
-
-
 @pytest.mark.parametrize("in_shape, out_shape", [([1, 4, 4, 4], [1, 64]), ([1, 64], [1, 4, 2, 8]), ([1, 6, 4, 2], [1, 3, 8, 2])])
 def test_reshape(tmp_path, in_shape, out_shape):
     model = single("RESHAPE", in_shape, out_shape, consts=[i32_const(out_shape)], new_shape=out_shape)

@@ -26,6 +26,7 @@ from . import sequence_import
 from .errors import TinyMLError, UnsupportedOperatorError
 from .quiet import native_stderr_captured
 from .validate import validate_onnx, validate_tflite
+from .frontend_movement import MOVEMENT_OPS, MovementConverter
 
 SUPPORTED_TFLITE_OPS = frozenset(
     {
@@ -53,8 +54,18 @@ SUPPORTED_TFLITE_OPS = frozenset(
         # sequence family (tvm_tinyml.sequence_import)
         "UNIDIRECTIONAL_SEQUENCE_LSTM",
         "SVDF",
+        # activations and bilinear resize (act)
+        "LEAKY_RELU",
+        "PRELU",
+        "TANH",
+        "ELU",
+        "RSQRT",
+        "RESIZE_BILINEAR",
     }
 )
+# Builtins TFLite Micro has no kernel for: without a bit-exact reference we refuse them.
+_NO_TFLM_KERNEL = frozenset({"RELU_N1_TO_1", "RELU_0_TO_1"})
+SUPPORTED_TFLITE_OPS |= MOVEMENT_OPS
 
 _TFLITE_OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _TFLITE_DTYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -148,15 +159,34 @@ def _import_tflite(model: tflite.Model, path: str, origins: dict | None = None) 
             tables.append(self.exp_tab)
 
     mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter))
-    if origins is not None and tables:
-        graph = model.Subgraphs(0)
-        for index in range(graph.OperatorsLength()):
-            op = graph.Operators(index)
-            for tensor in np.atleast_1d(op.OutputsAsNumpy()):
-                expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode())
-                if expr is not None:
-                    origins[expr] = f"operator #{index} ({_tflite_op_name(model, op)})"
+    graph = model.Subgraphs(0)
+    for index in range(graph.OperatorsLength()):
+        op = graph.Operators(index)
+        where = f"operator #{index} ({_tflite_op_name(model, op)})"
+        for tensor in np.atleast_1d(op.OutputsAsNumpy()):
+            expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode()) if tables else None
+            if expr is None:
+                continue
+            _check_declared_shape(path, where, graph, int(tensor), expr)
+            if origins is not None:
+                origins[expr] = where
     return mod
+
+
+def _check_declared_shape(path: str, where: str, graph, index: int, expr) -> None:
+    """A TFLite output tensor's declared shape must be the one its operator computes (as TFLite
+    Micro's Prepare would find it); a model that disagrees with itself is refused."""
+    ty = getattr(expr, "ty", None)
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        return
+    computed = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in ty.shape]
+    tensor = graph.Tensors(index)
+    declared = [int(d) for d in np.atleast_1d(tensor.ShapeAsNumpy())] if tensor.ShapeLength() else []
+    if None not in computed and int(np.prod(computed)) != int(np.prod(declared)):
+        raise TinyMLError(
+            f"{path}: {where}: output tensor #{index} '{tensor.Name().decode(errors='replace')}' is declared "
+            f"{declared} but the operator computes {computed}"
+        )
 
 
 def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
@@ -221,6 +251,10 @@ def _check_tflite_ops(model: tflite.Model, path: str) -> None:
         hint = "the TFLite converter (full integer quantization)"
         raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
     for index, name in enumerate(names):
+        if name in _NO_TFLM_KERNEL:
+            raise UnsupportedOperatorError(
+                f"{path}: operator #{index} ({name}) is not supported: TFLite Micro has no kernel for it"
+            )
         if name not in SUPPORTED_TFLITE_OPS:
             raise UnsupportedOperatorError(f"{path}: operator #{index} ({name}) is not supported")
 
@@ -358,21 +392,21 @@ def _relax_io(mod: tvm.IRModule) -> tuple[list[TensorInfo], list[TensorInfo]]:
 # ---------------------------------------------------------------- quantized TFLite converters
 
 
-class QDQOperatorConverter(tflite_frontend.OperatorConverter):
-    """TVM's TFLite converter plus QDQ lowering of quantized PAD/PADV2, TRANSPOSE and
-    RESIZE_NEAREST_NEIGHBOR: dequantize the input, apply the float op, quantize the result.
+class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter):
+    """TVM's TFLite converter plus QDQ lowering of quantized RESIZE_NEAREST_NEIGHBOR:
+    dequantize the input, apply the float op, quantize the result. Data-movement operators
+    (PAD, TRANSPOSE, SLICE, ...) come from `MovementConverter` as int8 Relax ops.
 
     (Quantized MAX_POOL_2D is already supported upstream, as an int8 max_pool2d.)
     """
 
     _SUPPORTED_QUANTIZED_OPS = tflite_frontend.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
-        "PAD",
-        "PADV2",
-        "TRANSPOSE",
         "RESIZE_NEAREST_NEIGHBOR",
         "UNIDIRECTIONAL_SEQUENCE_LSTM",  # sequence family
         "SVDF",
-    }
+        "PRELU",  # activations (act)
+        "ELU",
+    } | MOVEMENT_OPS
 
     def get_tensors(self, tensors_idx_list):
         """TVM's tensor wrappers, with each quantized_dimension made valid for the tensor's rank.
@@ -381,7 +415,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         a 1-D per-channel bias whose converter copied the 4-D weight's dimension (person_detect's
         depthwise biases carry 3). Relax's dequantize needs an axis inside the tensor.
         """
-        wrappers = super().get_tensors(tensors_idx_list)
+        wrappers = [self._tensor_wrapper(int(i)) for i in self._indices_or_empty(tensors_idx_list)]
         for wrapper in wrappers:
             params = wrapper.qnn_params
             if params is None or wrapper.tensor == 0:
@@ -391,15 +425,15 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
                 params["axis"] = max(rank - 1, 0)
         return wrappers
 
-    def convert_pad(self, op):
-        """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
-        if not self.is_quantized(op):
-            return super().convert_pad(op)
-        input_tensors = self.get_input_tensors(op)
-        pad_width = [int(v) for v in self.get_tensor_value(input_tensors[1]).flatten()]
-        pad_value = self._real_scalar(input_tensors[2]) if len(input_tensors) == 3 else 0.0
-        out = relax.op.nn.pad(self._dequantized_input(op), pad_width=pad_width, pad_value=pad_value)
-        return self.quantize(out, self.get_output_tensors(op)[0])
+    def _tensor_wrapper(self, index: int) -> tflite_frontend.TensorWrapper:
+        """TVM's wrapper of one tensor; a quantization table without scales (palm_detection's
+        int32 shape and size constants) means unquantized, as in TFLite Micro."""
+        if index >= 0:
+            tensor = self.subgraph.Tensors(index)
+            quant = tensor.Quantization()
+            if quant is not None and quant.ScaleLength() == 0:
+                return tflite_frontend.TensorWrapper(index, tensor, self.model.Buffers(tensor.Buffer()))
+        return super().get_tensors([index])[0]
 
     def convert_fully_connected(self, op):
         """Convert TFLite FULLY_CONNECTED, flattening the input to [-1, K] as TFLite does.
@@ -419,14 +453,6 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             self.exp_tab.set_expr(name, original, force_override=True)
         out_shape = [int(d) for d in self.get_tensor_shape(self.get_output_tensors(op)[0])]
         return relax.op.reshape(out, out_shape)
-
-    def convert_transpose(self, op):
-        """Convert TFLite TRANSPOSE."""
-        if not self.is_quantized(op):
-            return super().convert_transpose(op)
-        axes = [int(v) for v in self.get_tensor_value(self.get_input_tensors(op)[1])]
-        out = relax.op.permute_dims(self._dequantized_input(op), axes or None)
-        return self.quantize(out, self.get_output_tensors(op)[0])
 
     def convert_resize_nearest_neighbor(self, op):
         """Convert TFLite RESIZE_NEAREST_NEIGHBOR (NHWC).
@@ -465,16 +491,41 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             return super().convert_svdf(op)
         return sequence_import.svdf_marker(self, op)
 
+    # ---------------------------------------------------------------- activations (act)
+
+    def convert_prelu(self, op):
+        """Convert quantized TFLite PRELU to where(x >= 0, x, x * alpha), alpha (a constant or
+        an activation) broadcast against x; the pass matches exactly this pattern."""
+        if not self.is_quantized(op):
+            return super().convert_prelu(op)
+        x = self._dequantized_input(op)
+        alpha_tensor = self.get_input_tensors(op)[1]
+        alpha = self.dequantize(self.get_tensor_expr(alpha_tensor), alpha_tensor)
+        out = relax.op.where(relax.op.greater_equal(x, relax.const(0.0)), x, relax.op.multiply(x, alpha))
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_elu(self, op):
+        """Convert quantized TFLite ELU to where(x < 0, exp(x) - 1, x) (matched by the pass)."""
+        if not self.is_quantized(op):
+            return super().convert_elu(op)
+        x = self._dequantized_input(op)
+        out = relax.op.where(relax.op.less(x, relax.const(0.0)), relax.op.exp(x) - relax.const(1.0), x)
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_resize_bilinear(self, op):
+        """Convert TFLite RESIZE_BILINEAR, refusing align_corners with half_pixel_centers as
+        TFLite Micro does (TVM's converter would silently pick half-pixel)."""
+        from tflite.ResizeBilinearOptions import ResizeBilinearOptions
+
+        options = self._get_builtin_options(op, ResizeBilinearOptions)
+        if options.AlignCorners() and options.HalfPixelCenters():
+            raise tvm.error.OpNotImplemented("RESIZE_BILINEAR with both align_corners and half_pixel_centers")
+        return super().convert_resize_bilinear(op)
+
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""
         tensor = self.get_input_tensors(op)[0]
         return self.dequantize(self.get_tensor_expr(tensor), tensor)
-
-    def _real_scalar(self, tensor) -> float:
-        """The real value of a quantized constant scalar tensor."""
-        scale = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["scale"])
-        zero_point = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["zero_point"])
-        return float((np.asarray(self.get_tensor_value(tensor)).item() - zero_point) * scale)
 
 
 def source_classic_bound(path: str | os.PathLike) -> int | None:

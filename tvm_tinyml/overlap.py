@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 _ELEMENTWISE = {"requantize", "clip", "quantize", "dequantize", "softmax"}
+_ELEMENTWISE |= {"leaky_relu", "tanh", "lookup", "logistic", "hard_swish"}  # activations (act): read x[i], write y[i]
+_BROADCAST_BINARY = ("add", "mul", "prelu")
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
 
 
@@ -43,11 +45,11 @@ def max_overlap_delta(
 def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple[int, ...]], output_shape: tuple[int, ...]) -> np.ndarray | None:
     """For each element of input `input_index`, the last output element (row-major) that reads it; -1 if none."""
     in_shape = input_shapes[input_index]
-    if input_index > 0 and op not in ("add", "mul", "concatenate"):
+    if input_index > 0 and op not in (*_BROADCAST_BINARY, "concatenate"):
         return None  # weights, bias and requantization parameters are constants
     if op in _ELEMENTWISE:
         return np.arange(int(np.prod(in_shape)))
-    if op in ("add", "mul"):
+    if op in _BROADCAST_BINARY:
         return _gather_last(_broadcast_source(in_shape, output_shape), int(np.prod(in_shape)))
     if op == "dense":
         rows, units = output_shape
@@ -65,6 +67,15 @@ def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple
         parts = [np.full(shape, -1) for shape in input_shapes]
         parts[input_index] = np.arange(int(np.prod(in_shape))).reshape(in_shape)
         return _gather_last(np.concatenate(parts, axis=attrs["axis"]).ravel(), int(np.prod(in_shape)))
+    # -- data movement (schedules/qnn_movement.py): one output element per step, row-major
+    if op == "pad_nd":
+        after = [o - i - b for o, i, b in zip(output_shape, in_shape, attrs["before"])]
+        source = np.pad(np.arange(int(np.prod(in_shape))).reshape(in_shape), list(zip(attrs["before"], after)), constant_values=-1)
+        return _gather_last(source.ravel(), int(np.prod(in_shape)))
+    if op == "strided_slice":
+        picks = [b + s * np.arange(n) for b, s, n in zip(attrs["begin"], attrs["strides"], output_shape)]
+        source = np.arange(int(np.prod(in_shape))).reshape(in_shape)[np.ix_(*picks)]
+        return _gather_last(source.ravel(), int(np.prod(in_shape)))
     if op in _WINDOWED and attrs.get("layout", "NHWC") == "NHWC":
         kernel = attrs["pool"] if "pool" in attrs else input_shapes[1][:2]
         return _windowed_last(attrs, in_shape, output_shape, kernel)
