@@ -30,6 +30,7 @@ from relax_passes.realize_activations import ActivationRealizer  # activations (
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
+from schedules import qnn_sequence as qs
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
 
@@ -215,6 +216,8 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             lo, hi, result_var = self._fused_clip(var)
             result = self._emit(qc.max_pool2d, self.env[value.args[0]], op="max_pool2d", act_min=lo, act_max=hi, **self._pool_args(value))
             self.env[var] = self.env[result_var] = result
+        elif name == "relax.call_dps_packed" and value.args[1].fields[0] in self.env:
+            self._realize_sequence(var, value)
         # float ops, dequantize and int32 helpers are consumed lazily by the quantize that uses them
 
     # ---------------------------------------------------------------- helpers
@@ -597,6 +600,19 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             qc.resize_nearest, x.src, out_hw=(int(shape[1]), int(shape[2])), op="resize_nearest",
             align_corners=mode == "align_corners", half_pixel_centers=mode in ("half_pixel", "tf_half_pixel_for_nn"),
         )
+
+    # ---------------------------------------------------------------- sequence family (LSTM, SVDF)
+    def _realize_sequence(self, var: Var, value: Call) -> None:
+        """A recurrent op's marker (tvm_tinyml.sequence_import: int8 input, constants, parameter
+        table last) -> its kernel, whose state and gate buffers are extra outputs (planned scratch)."""
+        fields = value.args[1].fields
+        args = [self.env[fields[0]], *fields[1:]]
+        params = self._constant(fields[-1])
+        kernel = qs.sequence_kernel(str(value.args[0].global_symbol), args, tuple(int(d) for d in var.ty.shape), params)
+        attrs = {"tinyml.op": kernel.op, "tinyml.attrs": json.dumps({"params": params.tolist()})}
+        gvar = self.bb.add_func(kernel.func.with_attrs(attrs), kernel.op)
+        outputs = self.bb.emit(relax.op.call_tir(gvar, relax.Tuple(args), kernel.out_types))
+        self.env[var] = self.bb.emit(relax.TupleGetItem(outputs, 0))
 
     def _realize_int_pool(self, var: Var, value: Call) -> None:
         """astype(int8) <- avg_pool2d(int32) <- astype(int32) <- int8: the frontend's integer pooling."""

@@ -54,6 +54,9 @@ _OPTIONS_NAME = {
     "RELU6": None,
     "LOGISTIC": None,
     "TANH": None,
+    # sequence family
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
+    "SVDF": "SVDFOptions",
 }
 
 # Option fields holding enums, so that strings like "RELU" or "SAME" work.
@@ -88,18 +91,21 @@ class ModelBuilder:
                    scale: float | Sequence[float] | None = None,
                    zero_point: int | Sequence[int] = 0,
                    quantized_dimension: int = 0,
-                   data: np.ndarray | None = None, name: str = "") -> int:
+                   data: np.ndarray | None = None, name: str = "",
+                   variable: bool = False) -> int:
         """Adds a tensor and returns its index.
 
         ``scale``/``zero_point`` may be per-tensor scalars or per-channel
         sequences (along ``quantized_dimension``); no ``scale`` means an
-        unquantized tensor. ``data`` makes the tensor a constant.
+        unquantized tensor. ``data`` makes the tensor a constant;
+        ``variable`` marks an op's state (an LSTM's, an SVDF's).
         """
         dtype = np.dtype(dtype)
         t = schema.TensorT()
         t.shape = [int(d) for d in shape]
         t.type = _TENSOR_TYPES[dtype]
         t.name = name or f"t{len(self._tensors)}"
+        t.isVariable = variable
         if scale is not None:
             q = schema.QuantizationParametersT()
             q.scale = [float(s) for s in np.atleast_1d(scale)]

@@ -22,6 +22,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx as _tvm_from_onnx
 from tvm.relax.frontend.tflite import tflite_frontend
 
+from . import sequence_import
 from .errors import TinyMLError, UnsupportedOperatorError
 from .quiet import native_stderr_captured
 from .validate import validate_onnx, validate_tflite
@@ -50,6 +51,9 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "RELU6",
         "LOGISTIC",
         "HARD_SWISH",
+        # sequence family (tvm_tinyml.sequence_import)
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",
+        "SVDF",
         # activations and bilinear resize (act)
         "LEAKY_RELU",
         "PRELU",
@@ -403,6 +407,8 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
 
     _SUPPORTED_QUANTIZED_OPS = tflite_frontend.OperatorConverter._SUPPORTED_QUANTIZED_OPS | {
         "RESIZE_NEAREST_NEIGHBOR",
+        "UNIDIRECTIONAL_SEQUENCE_LSTM",  # sequence family
+        "SVDF",
         "PRELU",  # activations (act)
         "ELU",
     } | MOVEMENT_OPS
@@ -476,6 +482,19 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
             self._dequantized_input(op), size, None, "NHWC", "nearest_neighbor", coord_trans, rounding
         )
         return self.quantize(out, self.get_output_tensors(op)[0])
+
+    # ---- sequence family: recurrent ops become opaque markers (tvm_tinyml.sequence_import)
+    def convert_unidirectional_sequence_lstm(self, op):
+        """Convert an int8 TFLite UNIDIRECTIONAL_SEQUENCE_LSTM into its kernel marker."""
+        if not self.is_quantized(op):
+            return super().convert_unidirectional_sequence_lstm(op)
+        return sequence_import.lstm_marker(self, op)
+
+    def convert_svdf(self, op):
+        """Convert an int8 TFLite SVDF (int16 or int8 state) into its kernel marker."""
+        if not self.is_quantized(op):
+            return super().convert_svdf(op)
+        return sequence_import.svdf_marker(self, op)
 
     # ---------------------------------------------------------------- activations (act)
 

@@ -78,7 +78,8 @@ def tvm_offsets(mod: tvm.IRModule, graph: Graph) -> tuple[dict[str, int], int]:
             tensor_storage[b.var] = end
             end += _nbytes(b.var.ty)
         elif isinstance(b.value, Call) and isinstance(b.value.op, tvm.ir.GlobalVar):
-            outputs.append(tensor_storage[b.value.args[-1]])
-    for op, offset in zip(graph.ops, outputs):
-        offsets[graph.storage(op.outputs[0])] = offset
+            outputs.append(b.value.args)
+    for op, args in zip(graph.ops, outputs):  # a kernel's outputs (result, then scratch) are its last arguments
+        for tensor, arg in zip(op.outputs, args[len(args) - len(op.outputs):]):
+            offsets[graph.storage(tensor)] = tensor_storage[arg]
     return offsets, end
