@@ -27,6 +27,7 @@ from tvm import relax
 from tvm.ir.expr import Call, Var
 
 from schedules import qnn_compute as qc
+from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
 
@@ -155,6 +156,8 @@ class _Realizer:
             self.env[var] = self._emit(qc.requantize, self.env[value.args[0]], params=(0, 1 << 30, 1, 0, lo, hi), op="clip")
         elif name == "relax.reshape" and value.args[0] in self.env:
             self.env[var] = self.bb.emit(relax.op.reshape(self.env[value.args[0]], var.ty.shape))
+        elif name in ("relax.argmax", "relax.argmin") and value.args[0] in self.env:
+            self._realize_arg_min_max(var, value)
         elif name == "relax.astype" and var.ty.dtype == "int8":
             self._realize_int_pool(var, value)
         elif name == "relax.nn.max_pool2d" and value.args[0] in self.env:
@@ -211,12 +214,20 @@ class _Realizer:
 
     def _fused_clip(self, var: Var) -> tuple[int, int, Var]:
         """Bounds of an int8 clip that is the only user of `var` (marks it folded)."""
+        clip = self._single_user(var, "relax.clip")
+        if clip is None:
+            return -128, 127, var
+        self.folded.add(clip)
+        value = self.defs[clip]
+        return int(value.args[1].value), int(value.args[2].value), clip
+
+    def _single_user(self, var: Var, op_name: str) -> Var | None:
+        """The variable bound to the only use of `var` if that use is an `op_name` call."""
         if self.uses[var] == 1:
             for b in self.bindings:
-                if _op_name(b.value) == "relax.clip" and b.value.args[0].same_as(var):
-                    self.folded.add(b.var)
-                    return int(b.value.args[1].value), int(b.value.args[2].value), b.var
-        return -128, 127, var
+                if _op_name(b.value) == op_name and b.value.args[0].same_as(var):
+                    return b.var
+        return None
 
     # ---------------------------------------------------------------- patterns
     def _realize_quantize(self, var: Var, value: Call) -> None:
@@ -356,10 +367,10 @@ class _Realizer:
         return self._binary(call, out, qc.elementwise_mul, qp.mul_params, "mul")
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
-        x = self._input(call.args[0])
+        x, beta = self._softmax_input(call, "SOFTMAX")
         if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
             raise UnsupportedOperatorError("int8 softmax needs output scale 1/256 and zero point -128")
-        mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale)
+        mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale, beta)
         return self._emit(qc.softmax, x.src, op="softmax", input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
@@ -401,15 +412,80 @@ class _Realizer:
         return const is not None and const.size == 1 and float(const.reshape(-1)[0]) == value
 
     def _q_mean(self, call: Call, out: "_OutQuant", bias):
+        return self._mean_or_sum(call, out, qp.mean_params, "mean")
+
+    def _mean_or_sum(self, call: Call, out: "_OutQuant", params_fn, op: str):
+        """MEAN or SUM (`params_fn` folds the 1/count or not): tinyml_mean_i8 over the sums."""
         x = self._input(call.args[0])
+        axes = self._reduced_axes(call)
         shape = [int(d) for d in call.args[0].ty.shape]
-        axes = sorted({int(a) % len(shape) for a in call.attrs.axis})
         count = int(np.prod([shape[a] for a in axes]))
-        params = [int(v) for v in qp.mean_params(x.scalar_scale, x.scalar_zp, out.scale, out.zero_point, count).values()]
-        result = self._emit(qc.mean, x.src, axes=axes, params=params, op="mean")
-        if not call.attrs.keepdims:
-            result = self.bb.emit(relax.op.reshape(result, call.ty.shape))
-        return result
+        params = [int(v) for v in params_fn(x.scalar_scale, x.scalar_zp, out.scale, out.zero_point, count).values()]
+        return self._unkeep(call, self._emit(qc.mean, x.src, axes=axes, params=params, op=op))
+
+    # ---------------------------------------------------------------- reduce family
+    def _reduced_axes(self, call: Call) -> list[int]:
+        """Sorted distinct non-negative axes of a Relax reduction (None: all axes)."""
+        rank = len(call.args[0].ty.shape)
+        if call.attrs.axis is None:
+            return list(range(rank))
+        return sorted({int(a) % rank for a in call.attrs.axis})
+
+    def _unkeep(self, call: Call, result):
+        """Reshape a kept-dims reduction result to the call's shape when keepdims is false."""
+        return result if call.attrs.keepdims else self.bb.emit(relax.op.reshape(result, call.ty.shape))
+
+    def _q_sum(self, call: Call, out: "_OutQuant", bias):
+        return self._mean_or_sum(call, out, qp.sum_params, "sum")
+
+    def _min_max(self, call: Call, out: "_OutQuant", kind: str):
+        x = self._input(call.args[0])
+        self._same_quant(x, out, f"REDUCE_{kind.upper()}")
+        result = self._emit(qr.reduce_min_max, x.src, axes=self._reduced_axes(call), kind=kind, op=f"reduce_{kind}")
+        return self._unkeep(call, result)
+
+    def _q_max(self, call: Call, out: "_OutQuant", bias):
+        return self._min_max(call, out, "max")
+
+    def _q_min(self, call: Call, out: "_OutQuant", bias):
+        return self._min_max(call, out, "min")
+
+    def _softmax_input(self, call: Call, op: str) -> tuple[_Dequant, float]:
+        """The int8 input of a last-axis (log-)softmax and its beta (a scalar multiply before it)."""
+        rank = len(call.args[0].ty.shape)
+        if int(call.attrs.axis) % rank != rank - 1:
+            raise UnsupportedOperatorError(f"{op} over axis {int(call.attrs.axis)} is not supported (last axis only)")
+        inner = self._def(call.args[0])
+        if _op_name(inner) == "relax.multiply":
+            beta = self._constant(inner.args[1])
+            if beta is not None and beta.size == 1:
+                return self._input(inner.args[0]), float(beta.reshape(-1)[0])
+        return self._input(call.args[0]), 1.0
+
+    def _q_nn_log_softmax(self, call: Call, out: "_OutQuant", bias):
+        x, beta = self._softmax_input(call, "LOG_SOFTMAX")
+        if (out.scale, out.zero_point) != qp.LOG_SOFTMAX_OUTPUT or beta != 1.0:
+            raise UnsupportedOperatorError("int8 LOG_SOFTMAX needs output scale 16/256 and zero point 127")
+        if (out.act_min, out.act_max) != (-128, 127):
+            raise UnsupportedOperatorError("int8 LOG_SOFTMAX followed by a clamp is not supported")
+        params = [int(v) for v in qp.log_softmax_params(x.scalar_scale).values()]
+        return self._emit(qr.log_softmax, x.src, params=params, op="log_softmax")
+
+    def _realize_arg_min_max(self, var: Var, value: Call) -> None:
+        """argmax/argmin of an int8 tensor, with the frontend's cast to the TFLite output type folded."""
+        kind = "max" if _op_name(value) == "relax.argmax" else "min"
+        data = value.args[0]
+        rank = len(data.ty.shape)
+        if value.attrs.axis is None:
+            raise UnsupportedOperatorError(f"ARG_{kind.upper()} without an axis is not supported")
+        axis = int(value.attrs.axis) % rank
+        out_var, out_dtype = var, str(var.ty.dtype)
+        cast = self._single_user(var, "relax.astype")
+        if cast is not None and str(cast.ty.dtype) in ("int32", "int64"):
+            self.folded.add(cast)
+            out_var, out_dtype = cast, str(cast.ty.dtype)
+        result = self._emit(qr.arg_min_max, self.env[data], axis=axis, kind=kind, out_dtype=out_dtype, op=f"arg_{kind}")
+        self.env[var] = self.env[out_var] = self.bb.emit(relax.op.reshape(result, var.ty.shape))
 
     def _same_quant(self, x: _Dequant, out: "_OutQuant", op: str) -> None:
         if abs(x.scalar_scale - out.scale) > 1e-12 * max(1.0, out.scale) or x.scalar_zp != out.zero_point:

@@ -47,6 +47,13 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "RELU6",
         "LOGISTIC",
         "HARD_SWISH",
+        # reduce family
+        "SUM",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "ARG_MAX",
+        "ARG_MIN",
+        "LOG_SOFTMAX",
     }
 )
 
@@ -382,6 +389,9 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "PADV2",
         "TRANSPOSE",
         "RESIZE_NEAREST_NEIGHBOR",
+        # reduce family
+        "ARG_MAX",
+        "ARG_MIN",
     }
 
     def convert_pad(self, op):
@@ -444,6 +454,35 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             self._dequantized_input(op), size, None, "NHWC", "nearest_neighbor", coord_trans, rounding
         )
         return self.quantize(out, self.get_output_tensors(op)[0])
+
+    # ---------------------------------------------------------------- reduce family
+    def convert_softmax(self, op):
+        """Convert TFLite SOFTMAX, keeping beta (TVM's converter drops it) as a multiply by a
+        scalar before the softmax when it is not 1."""
+        from tflite.SoftmaxOptions import SoftmaxOptions
+
+        beta = self._get_builtin_options(op, SoftmaxOptions).Beta()
+        if not self.is_quantized(op) or beta == 1.0:
+            return super().convert_softmax(op)
+        out = relax.op.multiply(self._dequantized_input(op), relax.const(np.float32(beta)))
+        return self.quantize(relax.op.nn.softmax(out, axis=-1), self.get_output_tensors(op)[0])
+
+    def _convert_reduce(self, relax_op, op):
+        """Convert TFLite MEAN/SUM/REDUCE_*, with repeated axes (TFLite allows them) made distinct."""
+        rank = len(self.get_tensor_shape(self.get_input_tensors(op)[0]))
+
+        def distinct(data, axis, keepdims):
+            return relax_op(data, sorted({int(a) % rank for a in axis}), keepdims)
+
+        return super()._convert_reduce(distinct, op)
+
+    def _convert_arg_min_max(self, op, relax_op):
+        """Convert TFLite ARG_MAX/ARG_MIN to int32 indices (the only output type TFLM has)."""
+        dtype = _TFLITE_DTYPES.get(self.get_output_tensors(op)[0].tensor.Type(), "unknown")
+        if dtype != "int32":
+            name = "ARG_MAX" if relax_op is relax.op.argmax else "ARG_MIN"
+            raise tvm.error.OpNotImplemented(f"{name} with {dtype} output is not supported (int32 only, as TFLite Micro)")
+        return relax.op.astype(super()._convert_arg_min_max(op, relax_op), dtype)
 
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""

@@ -1,0 +1,184 @@
+"""Bit-exactness against TFLite Micro of the reduce family: MEAN, SUM, REDUCE_MAX / REDUCE_MIN,
+ARG_MAX / ARG_MIN, SOFTMAX and LOG_SOFTMAX (single ops and inside small graphs).
+
+Same method as tests/test_ops.py: tiny int8 models, seeded random inputs, generated C vs TFLM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_ops import IN_Q, I8, act, add_conv, check, i32_const, single
+from tflite_builder import ModelBuilder, schema
+from tvm_tinyml.errors import UnsupportedOperatorError
+
+IN_SHAPE = [1, 5, 6, 4]
+# (axes, keep_dims) over IN_SHAPE: every rank of output, negative and repeated axes, all axes.
+REDUCE_AXES = [
+    ([1, 2], True), ([1, 2], False), ([2], True), ([1], False), ([3], False), ([-1], True),
+    ([0, 3], False), ([2, 1, -3], True), ([0, 1, 2, 3], False), ([0, 1, 2, 3], True),
+]
+AXES_IDS = [f"{'_'.join(map(str, a))}{'_keep' if k else ''}" for a, k in REDUCE_AXES]
+
+
+def reduced_shape(in_shape, axes, keep_dims) -> list[int]:
+    axes = {a % len(in_shape) for a in axes}
+    if keep_dims:
+        return [1 if a in axes else d for a, d in enumerate(in_shape)]
+    return [d for a, d in enumerate(in_shape) if a not in axes]
+
+
+def reduce_model(op: str, axes, keep_dims, out_q=None, in_shape=IN_SHAPE) -> bytes:
+    out_shape = reduced_shape(in_shape, axes, keep_dims)
+    return single(op, in_shape, out_shape, out_q, [i32_const(axes)], keep_dims=keep_dims)
+
+
+def count(in_shape, axes) -> int:
+    return int(np.prod([in_shape[a % len(in_shape)] for a in set(a % len(in_shape) for a in axes)]))
+
+
+# ---------------------------------------------------------------- MEAN / SUM
+
+
+@pytest.mark.parametrize("axes, keep_dims", REDUCE_AXES, ids=AXES_IDS)
+def test_mean_axes(tmp_path, axes, keep_dims):
+    n = count(IN_SHAPE, axes)
+    # the mean of n uniform values has std ~74/sqrt(n) LSB: a finer output scale keeps it wide
+    out_q = dict(scale=IN_Q["scale"] * min(1.0, 3 / np.sqrt(n)), zero_point=4)
+    check(tmp_path, reduce_model("MEAN", axes, keep_dims, out_q))
+
+
+@pytest.mark.parametrize("axes, keep_dims", REDUCE_AXES, ids=AXES_IDS)
+def test_sum_axes(tmp_path, axes, keep_dims):
+    """SUM requantizes the raw sum: the output scale grows with sqrt(count) to stay in range."""
+    n = count(IN_SHAPE, axes)
+    out_q = dict(scale=IN_Q["scale"] * np.sqrt(n) * 74 / 40, zero_point=-3)
+    check(tmp_path, reduce_model("SUM", axes, keep_dims, out_q))
+
+
+@pytest.mark.parametrize("out_q", [dict(scale=0.05, zero_point=-7), dict(scale=0.31, zero_point=20),
+                                   dict(scale=0.9, zero_point=-100)], ids=["same_q", "coarse", "saturating"])
+def test_sum_quantization(tmp_path, out_q):
+    """Same quantization as the input (saturates often), coarser, and a far-off zero point."""
+    check(tmp_path, reduce_model("SUM", [2], True, out_q), min_distinct=3)
+
+
+# ---------------------------------------------------------------- REDUCE_MAX / REDUCE_MIN
+
+
+@pytest.mark.parametrize("op", ["REDUCE_MAX", "REDUCE_MIN"])
+@pytest.mark.parametrize("axes, keep_dims", REDUCE_AXES, ids=AXES_IDS)
+def test_reduce_min_max(tmp_path, op, axes, keep_dims):
+    check(tmp_path, reduce_model(op, axes, keep_dims), min_distinct=2)
+
+
+def test_reduce_max_needs_same_quantization(tmp_path):
+    with pytest.raises(UnsupportedOperatorError, match="REDUCE_MAX with different input and output quantization"):
+        check(tmp_path, reduce_model("REDUCE_MAX", [1], True, dict(scale=0.1, zero_point=0)))
+
+
+# ---------------------------------------------------------------- ARG_MAX / ARG_MIN
+
+
+TENSOR_TYPE = {np.int32: schema.TensorType.INT32, np.int64: schema.TensorType.INT64}
+
+
+def arg_model(op: str, in_shape, axis: int, out_dtype) -> bytes:
+    b = ModelBuilder()
+    x = act(b, in_shape)
+    out_shape = [d for a, d in enumerate(in_shape) if a != axis % len(in_shape)]
+    y = b.add_tensor(out_shape, out_dtype)
+    b.add_operator(op, [x, b.add_tensor(**i32_const([axis]))], [y], output_type=TENSOR_TYPE[out_dtype])
+    return b.build([x], [y])
+
+
+@pytest.mark.parametrize("op", ["ARG_MAX", "ARG_MIN"])
+@pytest.mark.parametrize("in_shape, axis", [([1, 10], 1), ([1, 10], -1), ([1, 4, 5, 6], 3), ([1, 4, 5, 6], 1),
+                                            ([2, 7], 0), ([3, 40, 2], 1)])
+def test_arg_min_max(tmp_path, op, in_shape, axis):
+    check(tmp_path, arg_model(op, in_shape, axis, np.int32), min_distinct=2)
+
+
+def test_arg_max_int64_output_is_unsupported(tmp_path):
+    """TFLM's ARG_MAX / ARG_MIN only write int32 indices."""
+    with pytest.raises(UnsupportedOperatorError, match="ARG_MAX with int64 output"):
+        check(tmp_path, arg_model("ARG_MAX", [1, 10], 1, np.int64))
+
+
+def test_arg_max_ties_pick_the_first(tmp_path):
+    """A narrow input range (values in [-2, 1] after a conv clamps) makes ties the rule."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 3])
+    y, shape = add_conv(b, x, [1, 4, 4, 3], 16, kernel=1, seed=7, out_q=dict(scale=4.0, zero_point=0))
+    idx = b.add_tensor([1, 4, 4], np.int32)
+    b.add_operator("ARG_MAX", [y, b.add_tensor(**i32_const([3]))], [idx], output_type=schema.TensorType.INT32)
+    check(tmp_path, b.build([x], [idx]), min_distinct=2)
+
+
+# ---------------------------------------------------------------- SOFTMAX / LOG_SOFTMAX
+
+
+@pytest.mark.parametrize("in_shape", [[1, 10], [3, 7], [1, 3, 9], [1, 2, 3, 8]], ids=["r2", "r2_rows", "r3", "r4"])
+@pytest.mark.parametrize("beta", [1.0, 0.5, 1.7])
+def test_softmax_beta(tmp_path, in_shape, beta):
+    b = ModelBuilder()
+    x = act(b, in_shape, scale=0.03, zero_point=-7)
+    y = act(b, in_shape, scale=1.0 / 256, zero_point=-128)
+    b.add_operator("SOFTMAX", [x], [y], beta=beta)
+    check(tmp_path, b.build([x], [y]))
+
+
+LOG_SOFTMAX_Q = dict(scale=16.0 / 256, zero_point=127)
+
+
+@pytest.mark.parametrize("in_shape", [[1, 10], [4, 6], [1, 3, 9], [1, 2, 3, 8], [1, 100]],
+                         ids=["r2", "r2_rows", "r3", "r4", "wide"])
+@pytest.mark.parametrize("in_scale", [0.01, 0.03, 0.08])
+def test_log_softmax(tmp_path, in_shape, in_scale):
+    b = ModelBuilder()
+    x = act(b, in_shape, scale=in_scale, zero_point=-7)
+    y = act(b, in_shape, **LOG_SOFTMAX_Q)
+    b.add_operator("LOG_SOFTMAX", [x], [y])
+    check(tmp_path, b.build([x], [y]))
+
+
+def test_log_softmax_needs_fixed_output_quantization(tmp_path):
+    with pytest.raises(UnsupportedOperatorError, match="LOG_SOFTMAX needs output scale 16/256"):
+        check(tmp_path, single("LOG_SOFTMAX", [1, 10], [1, 10], dict(scale=0.1, zero_point=127)))
+
+
+# ---------------------------------------------------------------- in graphs
+
+
+def test_conv_reductions_conv(tmp_path):
+    """conv -> SUM over channels (keep dims) -> conv, and conv -> REDUCE_MAX over W -> conv."""
+    b = ModelBuilder()
+    x = act(b, [1, 6, 6, 3])
+    y, shape = add_conv(b, x, [1, 6, 6, 3], 8, kernel=3, seed=11, out_q=IN_Q)
+    s = act(b, [1, 6, 6, 1], scale=0.3, zero_point=2)
+    b.add_operator("SUM", [y, b.add_tensor(**i32_const([3]))], [s], keep_dims=True)
+    z, _ = add_conv(b, s, [1, 6, 6, 1], 4, kernel=3, seed=12, in_scale=0.3)
+    m = act(b, [1, 6, 1, 8])
+    b.add_operator("REDUCE_MAX", [y, b.add_tensor(**i32_const([2]))], [m], keep_dims=True)
+    w, _ = add_conv(b, m, [1, 6, 1, 8], 5, kernel=1, seed=13)
+    check(tmp_path, b.build([x], [z, w]))
+
+
+def test_conv_mean_fc_log_softmax_argmax(tmp_path):
+    """A classifier: conv -> MEAN -> FULLY_CONNECTED -> LOG_SOFTMAX, and ARG_MAX of the logits."""
+    b = ModelBuilder()
+    x = act(b, [1, 8, 8, 3])
+    y, _ = add_conv(b, x, [1, 8, 8, 3], 8, kernel=3, stride=2, seed=21, activation="RELU", out_q=IN_Q)
+    pooled = act(b, [1, 8], scale=0.02, zero_point=-30)
+    b.add_operator("MEAN", [y, b.add_tensor(**i32_const([1, 2]))], [pooled], keep_dims=False)
+    g = np.random.default_rng(22)
+    weights = b.add_tensor([10, 8], I8, scale=0.01, zero_point=0, data=g.integers(-127, 128, (10, 8)))
+    bias = b.add_tensor([10], np.int32, scale=0.02 * 0.01, zero_point=0, data=g.integers(-500, 500, 10))
+    logits = act(b, [1, 10], scale=0.08, zero_point=3)
+    b.add_operator("FULLY_CONNECTED", [pooled, weights, bias], [logits])
+    logp = act(b, [1, 10], **LOG_SOFTMAX_Q)
+    b.add_operator("LOG_SOFTMAX", [logits], [logp])
+    label = b.add_tensor([1], np.int32)
+    b.add_operator("ARG_MAX", [logits, b.add_tensor(**i32_const([1]))], [label], output_type=schema.TensorType.INT32)
+    check(tmp_path, b.build([x], [logp, label]), min_distinct=1)
