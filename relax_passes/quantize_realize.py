@@ -145,6 +145,8 @@ class _Realizer:
                 scale, zero_point = self._affine(value)
                 return self._emit(qc.dequantize_i8, self.env[value.args[0]], relax.const(np.float32([scale])), zero_point, op="dequantize")
             return self.env[value.args[0]]
+        if _op_name(value) == "relax.nn.log_softmax" and self._dequant(value.args[0]) is not None:
+            return self._float_log_softmax(value)
         raise UnsupportedOperatorError(f"output {var}: not an int8 tensor or a DEQUANTIZE of one")
 
     def _visit(self, var: Var, value) -> None:
@@ -470,6 +472,15 @@ class _Realizer:
             raise UnsupportedOperatorError("int8 LOG_SOFTMAX followed by a clamp is not supported")
         params = [int(v) for v in qp.log_softmax_params(x.scalar_scale).values()]
         return self._emit(qr.log_softmax, x.src, params=params, op="log_softmax")
+
+    def _float_log_softmax(self, call: Call):
+        """A float32 LOG_SOFTMAX of a DEQUANTIZE at the model's end, run in float as TFLM does."""
+        rank = len(call.args[0].ty.shape)
+        if int(call.attrs.axis) % rank != rank - 1:
+            raise UnsupportedOperatorError(f"LOG_SOFTMAX over axis {int(call.attrs.axis)} is not supported (last axis only)")
+        x = self._input(call.args[0])
+        real = self._emit(qc.dequantize_i8, x.src, relax.const(np.float32([x.scalar_scale])), x.scalar_zp, op="dequantize")
+        return self._emit(qr.log_softmax_f32, real, op="log_softmax_f32")
 
     def _realize_arg_min_max(self, var: Var, value: Call) -> None:
         """argmax/argmin of an int8 tensor, with the frontend's cast to the TFLite output type folded."""

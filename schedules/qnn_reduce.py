@@ -22,6 +22,11 @@ def log_softmax(data, params: Sequence[int]):
     return rows_extern(data, "tinyml_log_softmax_rows_i8", params)
 
 
+def log_softmax_f32(data):
+    """TFLM float32 LOG_SOFTMAX over the last axis (tinyml_log_softmax_rows_f32), for float model ends."""
+    return rows_extern(data, "tinyml_log_softmax_rows_f32", [], dtype="float32")
+
+
 def _reduce_axes(data, axes: Sequence[int]):
     """Reduction axes for `axes` and the kept-dims output shape."""
     reduce = {a: te.reduce_axis((0, data.shape[a]), f"r{a}") for a in axes}

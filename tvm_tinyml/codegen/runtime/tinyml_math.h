@@ -21,6 +21,8 @@
 #ifndef TINYML_MATH_H_
 #define TINYML_MATH_H_
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 
 /* Every layer's kernel is compiled as a function of its own, neither inlined into its caller nor
@@ -558,6 +560,22 @@ static inline void tinyml_log_softmax_rows_i8(
         out[c] = INT8_MIN;
       }
     }
+  }
+}
+
+/* reference_ops::LogSoftmax (float) over the last axis of a [rows, depth]
+ * tensor: x - max - log(sum(exp(x - max))), in float as TFLM computes it. */
+static inline void tinyml_log_softmax_rows_f32(const float *in, float *out,
+                                               int32_t rows, int32_t depth) {
+  int32_t row, c;
+  for (row = 0; row < rows; ++row, in += depth, out += depth) {
+    float max = -FLT_MAX, sum = 0.f, log_sum;
+    for (c = 0; c < depth; ++c) {
+      if (max < in[c]) max = in[c];
+    }
+    for (c = 0; c < depth; ++c) sum += expf(in[c] - max);
+    log_sum = logf(sum);
+    for (c = 0; c < depth; ++c) out[c] = in[c] - max - log_sum;
   }
 }
 
