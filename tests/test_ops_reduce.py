@@ -6,12 +6,17 @@ Same method as tests/test_ops.py: tiny int8 models, seeded random inputs, genera
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pytest
 
+import tvm_tinyml
+from test_models import ARM_FLAGS, ARM_GCC
 from test_ops import IN_Q, I8, act, add_conv, check, i32_const, single
 from tflite_builder import ModelBuilder, schema
 from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.verify import verify
 
 IN_SHAPE = [1, 5, 6, 4]
 # (axes, keep_dims) over IN_SHAPE: every rank of output, negative and repeated axes, all axes.
@@ -182,3 +187,77 @@ def test_conv_mean_fc_log_softmax_argmax(tmp_path):
     label = b.add_tensor([1], np.int32)
     b.add_operator("ARG_MAX", [logits, b.add_tensor(**i32_const([1]))], [label], output_type=schema.TensorType.INT32)
     check(tmp_path, b.build([x], [logp, label]), min_distinct=1)
+
+
+def float_end_model(op: str, rows: int = 1) -> bytes:
+    """float -> QUANTIZE -> FULLY_CONNECTED -> DEQUANTIZE -> float `op` (LOG_SOFTMAX), as converters
+    leave a float softmax-like tail."""
+    b = ModelBuilder()
+    xf = b.add_tensor([rows, 16], np.float32, name="input_f32")
+    xq = act(b, [rows, 16], scale=0.02, zero_point=-3)
+    b.add_operator("QUANTIZE", [xf], [xq])
+    g = np.random.default_rng(5)
+    weights = b.add_tensor([10, 16], I8, scale=0.01, zero_point=0, data=g.integers(-127, 128, (10, 16)))
+    logits = act(b, [rows, 10], scale=0.05, zero_point=4)
+    b.add_operator("FULLY_CONNECTED", [xq, weights, -1], [logits])
+    lf = b.add_tensor([rows, 10], np.float32)
+    b.add_operator("DEQUANTIZE", [logits], [lf])
+    yf = b.add_tensor([rows, 10], np.float32, name="output_f32")
+    b.add_operator(op, [lf], [yf])
+    return b.build([xf], [yf])
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("float_io", [False, True], ids=["int8_entry", "float_entry"])
+def test_float_log_softmax_end(tmp_path, rows, float_io):
+    """TFLM runs a LOG_SOFTMAX after the DEQUANTIZE in float: the output must match to the bit."""
+    path = tmp_path / "float_end.tflite"
+    path.write_bytes(float_end_model("LOG_SOFTMAX", rows))
+    result = verify(str(path), inputs=5, float_io=float_io)
+    assert result.bit_exact and result.max_abs_diff == 0, result
+
+
+def test_verify_int32_indices(tmp_path):
+    """`verify` compares int32 ARG_MAX outputs (no int8 domain) exactly."""
+    path = tmp_path / "argmax.tflite"
+    path.write_bytes(arg_model("ARG_MAX", [4, 10], 1, np.int32))
+    result = verify(str(path), inputs=5)
+    assert result.bit_exact and result.max_abs_diff == 0, result
+
+
+def reduce_graph() -> bytes:
+    """Every int8 kernel of the family in one model: SUM, MEAN, REDUCE_MIN, ARG_MIN, SOFTMAX
+    (beta), LOG_SOFTMAX, each a graph output."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 6])
+    axes = b.add_tensor(**i32_const([1, 2]))
+    outputs = []
+    for op, q in (("SUM", dict(scale=0.5, zero_point=1)), ("MEAN", IN_Q), ("REDUCE_MIN", IN_Q)):
+        y = act(b, [1, 6], **q)
+        b.add_operator(op, [x, axes], [y], keep_dims=False)
+        outputs.append(y)
+    idx = b.add_tensor([1, 4, 6], np.int32)
+    b.add_operator("ARG_MIN", [x, b.add_tensor(**i32_const([2]))], [idx], output_type=schema.TensorType.INT32)
+    probs = act(b, [1, 6], scale=1.0 / 256, zero_point=-128)
+    b.add_operator("SOFTMAX", [outputs[0]], [probs], beta=0.3)
+    logp = act(b, [1, 6], **LOG_SOFTMAX_Q)
+    b.add_operator("LOG_SOFTMAX", [outputs[1]], [logp])
+    return b.build([x], [*outputs, idx, probs, logp])
+
+
+def test_reduce_graph(tmp_path):
+    check(tmp_path, reduce_graph(), min_distinct=2)
+
+
+@pytest.mark.parametrize("model", [reduce_graph, lambda: float_end_model("LOG_SOFTMAX", 2)], ids=["int8", "float_end"])
+def test_reduce_kernels_build_for_cortex_m(tmp_path, model):
+    """The family's C builds with -Wall -Werror for Cortex-M7 (float ends only call expf/logf)."""
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model())
+    out = tvm_tinyml.build(str(path), target="stm32f746").export(tmp_path / "out")
+    command = [ARM_GCC, *ARM_FLAGS["cortex-m7"], "-O2", "-Wall", "-Werror", "-c", str(out / "model.c"), "-o", str(tmp_path / "model.o")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "model.o")], capture_output=True, text=True, timeout=60).stdout
+    undefined = {line.split()[-1] for line in symbols.splitlines() if line.split()[0] == "U"}
+    assert undefined <= {"memcpy", "memset", "expf", "logf"}, undefined
