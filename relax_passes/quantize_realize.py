@@ -27,6 +27,7 @@ from tvm import relax
 from tvm.ir.expr import Call, Var
 
 from schedules import qnn_compute as qc
+from schedules import qnn_matrix as qm
 from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import UnsupportedOperatorError
@@ -158,6 +159,8 @@ class _Realizer:
             self.env[var] = self._emit(qc.requantize, self.env[value.args[0]], params=(0, 1 << 30, 1, 0, lo, hi), op="clip")
         elif name == "relax.reshape" and value.args[0] in self.env:
             self.env[var] = self.bb.emit(relax.op.reshape(self.env[value.args[0]], var.ty.shape))
+        elif name == "relax.permute_dims" and value.args[0] in self.env:  # BATCH_MATMUL adj_x / adj_y
+            self.env[var] = self._emit(qc.transpose, self.env[value.args[0]], axes=[int(a) for a in value.attrs.axes], op="transpose")
         elif name in ("relax.argmax", "relax.argmin") and value.args[0] in self.env:
             self._realize_arg_min_max(var, value)
         elif name == "relax.astype" and var.ty.dtype == "int8":
@@ -337,6 +340,8 @@ class _Realizer:
         return x.src, (0, 0, 0, 0)
 
     def _q_matmul(self, call: Call, out: "_OutQuant", bias):
+        if bias is None and not self._is_dense_weight(call.args[1]):
+            return self._batch_matmul(call, out)
         x = self._input(call.args[0])
         w = self._weights(call.args[1])
         weight = np.ascontiguousarray(w.src.T).astype(np.int8)  # [K, N] -> [N, K]
@@ -354,6 +359,26 @@ class _Realizer:
             op="dense", in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
         return result if rank == 2 else self.bb.emit(relax.op.reshape(result, call.ty.shape))
+
+    # ---------------------------------------------------------------- matrix family
+    def _is_dense_weight(self, expr) -> bool:
+        """A constant 2-D right-hand side with zero points 0: FULLY_CONNECTED's `dense` kernel."""
+        w = self._dequant(expr)
+        return w is not None and isinstance(w.src, np.ndarray) and w.src.ndim == 2 and not np.any(w.zero_point != 0)
+
+    def _batch_matmul(self, call: Call, out: "_OutQuant"):
+        """BATCH_MATMUL: int8 x int8 (activation or constant right-hand side), per-tensor scales."""
+        a, b = self._dequant(call.args[0]), self._dequant(call.args[1])
+        if a is None or b is None:
+            raise UnsupportedOperatorError("BATCH_MATMUL operands must be int8 tensors or int8 constants")
+        if (out.act_min, out.act_max) != (-128, 127):
+            raise UnsupportedOperatorError("BATCH_MATMUL followed by a clamp is not supported")
+        mult, shift = qp.conv_output_multipliers(a.scalar_scale, np.float32(b.scalar_scale), out.scale)
+        lhs, rhs = (relax.const(v.src.astype(np.int8)) if isinstance(v.src, np.ndarray) else v.src for v in (a, b))
+        return self._emit(
+            qm.batch_matmul, lhs, rhs, op="batch_matmul", out_shape=[int(d) for d in call.ty.shape],
+            lhs_zp=a.scalar_zp, rhs_zp=b.scalar_zp, mult=int(mult[0]), shift=int(shift[0]), out_zp=out.zero_point,
+        )
 
     def _binary(self, call: Call, out: "_OutQuant", compute, params_fn, op: str):
         a, b = self._input(call.args[0]), self._input(call.args[1])

@@ -54,6 +54,8 @@ _OPTIONS_NAME = {
     "RELU6": None,
     "LOGISTIC": None,
     "TANH": None,
+    # matrix family
+    "BATCH_MATMUL": "BatchMatMulOptions",
 }
 
 # Option fields holding enums, so that strings like "RELU" or "SAME" work.

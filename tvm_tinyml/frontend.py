@@ -54,6 +54,8 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "ARG_MAX",
         "ARG_MIN",
         "LOG_SOFTMAX",
+        # matrix family
+        "BATCH_MATMUL",
     }
 )
 
@@ -392,6 +394,8 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         # reduce family
         "ARG_MAX",
         "ARG_MIN",
+        # matrix family
+        "BATCH_MATMUL",
     }
 
     def convert_pad(self, op):
@@ -461,7 +465,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         scalar before the softmax when it is not 1."""
         from tflite.SoftmaxOptions import SoftmaxOptions
 
-        beta = self._get_builtin_options(op, SoftmaxOptions).Beta()
+        beta = self._get_builtin_options(op, SoftmaxOptions).Beta() if op.BuiltinOptions() is not None else 1.0
         if not self.is_quantized(op) or beta == 1.0:
             return super().convert_softmax(op)
         out = relax.op.multiply(self._dequantized_input(op), relax.const(np.float32(beta)))
@@ -483,6 +487,25 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             name = "ARG_MAX" if relax_op is relax.op.argmax else "ARG_MIN"
             raise tvm.error.OpNotImplemented(f"{name} with {dtype} output is not supported (int32 only, as TFLite Micro)")
         return relax.op.astype(super()._convert_arg_min_max(op, relax_op), dtype)
+
+    # ---------------------------------------------------------------- matrix family
+    def convert_batch_matmul(self, op):
+        """Convert quantized TFLite BATCH_MATMUL: int8 operands (adj_x / adj_y as an int8
+        transpose of the last two axes, as TFLM transposes them too) dequantized into a
+        broadcasting matmul."""
+        if not self.is_quantized(op):
+            return super().convert_batch_matmul(op)
+        from tflite.BatchMatMulOptions import BatchMatMulOptions
+
+        options = self._get_builtin_options(op, BatchMatMulOptions)
+        operands = []
+        for tensor, adjoint in zip(self.get_input_tensors(op), (options.AdjX(), options.AdjY())):
+            expr = self.get_tensor_expr(tensor)
+            if adjoint:
+                rank = len(self.get_tensor_shape(tensor))
+                expr = relax.op.permute_dims(expr, [*range(rank - 2), rank - 1, rank - 2])
+            operands.append(self.dequantize(expr, tensor))
+        return self.quantize(relax.op.matmul(*operands), self.get_output_tensors(op)[0])
 
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""
