@@ -52,6 +52,10 @@ class _Dequant:
         return int(self.zero_point.reshape(-1)[0])
 
 
+# float ops whose `add` of a dequantized int32 constant is their bias
+_BIAS_CORES = ("relax.nn.conv2d", "relax.matmul", "relax.nn.conv2d_transpose")
+
+
 def _op_name(value) -> str:
     return value.op.name if isinstance(value, Call) and hasattr(value.op, "name") else ""
 
@@ -271,7 +275,7 @@ class _Realizer:
         if name == "relax.add":
             for core, other in ((value.args[0], value.args[1]), (value.args[1], value.args[0])):
                 leaf = self._dequant(other)
-                if _op_name(self._def(core)) in ("relax.nn.conv2d", "relax.matmul") and leaf is not None and isinstance(leaf.src, np.ndarray):
+                if _op_name(self._def(core)) in _BIAS_CORES and leaf is not None and isinstance(leaf.src, np.ndarray):
                     bias = leaf.src.reshape(-1).astype(np.int32)
                     value, name = self._def(core), _op_name(self._def(core))
                     break
@@ -378,6 +382,28 @@ class _Realizer:
         return self._emit(
             qm.batch_matmul, lhs, rhs, op="batch_matmul", out_shape=[int(d) for d in call.ty.shape],
             lhs_zp=a.scalar_zp, rhs_zp=b.scalar_zp, mult=int(mult[0]), shift=int(shift[0]), out_zp=out.zero_point,
+        )
+
+    def _q_nn_conv2d_transpose(self, call: Call, out: "_OutQuant", bias):
+        """TRANSPOSE_CONV (NHWC data, IOHW weights as the TFLite importer makes them)."""
+        attrs = call.attrs
+        if (attrs.data_layout, attrs.kernel_layout) != ("NHWC", "IOHW") or int(attrs.groups) != 1:
+            raise UnsupportedOperatorError(f"conv2d_transpose {attrs.data_layout}/{attrs.kernel_layout} groups={attrs.groups} is not supported")
+        if any(int(d) != 1 for d in attrs.dilation) or any(int(p) for p in attrs.output_padding):
+            raise UnsupportedOperatorError("conv2d_transpose with dilation or output padding is not supported")
+        x = self._input(call.args[0])
+        w = self._weights(call.args[1])
+        kernel = np.ascontiguousarray(w.src.transpose(1, 2, 3, 0)).astype(np.int8)  # IOHW -> OHWI
+        out_channels = kernel.shape[0]
+        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
+        mult = np.broadcast_to(mult, (out_channels,)).astype(np.int32)
+        shift = np.broadcast_to(shift, (out_channels,)).astype(np.int32)
+        bias = np.zeros(out_channels, np.int32) if bias is None else bias
+        shape = [int(d) for d in call.ty.shape]
+        return self._emit(
+            qm.transpose_conv2d, x.src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
+            op="transpose_conv2d", strides=[int(s) for s in attrs.strides], pads=[int(attrs.padding[0]), int(attrs.padding[1])],
+            out_hw=shape[1:3], in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
 
     def _binary(self, call: Call, out: "_OutQuant", compute, params_fn, op: str):

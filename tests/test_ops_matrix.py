@@ -101,3 +101,79 @@ def test_conv_batch_matmul_conv(tmp_path):
     b.add_operator("BATCH_MATMUL", [y, y], [gram], adj_x=False, adj_y=True)
     z, _ = add_conv(b, gram, [1, 4, 5, 5], 4, kernel=1, seed=9, in_scale=float(IN_Q["scale"] ** 2 * 74 * 74 * np.sqrt(6) / 40))
     check(tmp_path, b.build([x], [z]))
+
+
+# ---------------------------------------------------------------- TRANSPOSE_CONV
+
+
+def transpose_conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
+    """The output size the TFLite converter gives a TRANSPOSE_CONV of an input of `size`."""
+    return size * stride if padding == "SAME" else (size - 1) * stride + kernel
+
+
+def add_transpose_conv(b: ModelBuilder, x: int, in_shape, cout: int, *, kernel, stride, padding, with_bias=True,
+                       per_channel=True, activation="NONE", seed=0, in_scale=IN_Q["scale"]):
+    """Append an int8 TRANSPOSE_CONV (weights OHWI) reading `x`; returns (y, shape)."""
+    n, h, w, cin = in_shape
+    g = rng(seed)
+    w_scales = rng(seed + 1).uniform(0.002, 0.02, cout).astype(np.float32) if per_channel else np.float32(0.01)
+    weights = b.add_tensor([cout, kernel, kernel, cin], I8, scale=w_scales, zero_point=0,
+                           data=g.integers(-127, 128, (cout, kernel, kernel, cin)))
+    out_shape = [n, transpose_conv_out(h, kernel, stride, padding), transpose_conv_out(w, kernel, stride, padding), cout]
+    shape = b.add_tensor([4], np.int32, data=np.array(out_shape, np.int32))
+    inputs = [shape, weights, x]
+    if with_bias:
+        inputs.append(b.add_tensor([cout], np.int32, scale=in_scale * np.atleast_1d(w_scales), zero_point=0,
+                                   data=g.integers(-3000, 3000, cout)))
+    # each output sums about (kernel / stride)^2 * cin products
+    terms = max(1, (kernel // stride) ** 2) * cin
+    y = act(b, out_shape, scale=float(in_scale * np.median(w_scales) * 74 * 74 * np.sqrt(terms) / 40), zero_point=-6)
+    b.add_operator("TRANSPOSE_CONV", inputs, [y], padding=padding, stride_h=stride, stride_w=stride,
+                   fused_activation_function=activation)
+    return y, out_shape
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [
+    (3, 2, "SAME"), (3, 1, "SAME"), (2, 2, "SAME"), (4, 2, "SAME"), (3, 2, "VALID"), (2, 2, "VALID"), (3, 1, "VALID"),
+    (5, 3, "SAME"),
+])
+@pytest.mark.parametrize("with_bias", [True, False], ids=["bias", "nobias"])
+def test_transpose_conv(tmp_path, kernel, stride, padding, with_bias):
+    b = ModelBuilder()
+    x = act(b, [1, 4, 5, 3])
+    y, _ = add_transpose_conv(b, x, [1, 4, 5, 3], 6, kernel=kernel, stride=stride, padding=padding,
+                              with_bias=with_bias, seed=kernel + stride)
+    check(tmp_path, b.build([x], [y]))
+
+
+@pytest.mark.parametrize("activation", ["RELU", "RELU6"])
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+def test_transpose_conv_activation_and_weights(tmp_path, activation, per_channel):
+    b = ModelBuilder()
+    x = act(b, [1, 3, 3, 4])
+    y, _ = add_transpose_conv(b, x, [1, 3, 3, 4], 5, kernel=3, stride=2, padding="SAME",
+                              per_channel=per_channel, activation=activation, seed=3)
+    check(tmp_path, b.build([x], [y]))
+
+
+def test_transpose_conv_odd_output_size_is_refused(tmp_path):
+    """An output size TVM's conv2d_transpose cannot express is a clean error, not a wrong result."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 2])
+    weights = b.add_tensor([3, 3, 3, 2], I8, scale=0.01, zero_point=0, data=rng(1).integers(-127, 128, (3, 3, 3, 2)))
+    shape = b.add_tensor([4], np.int32, data=np.array([1, 10, 10, 3], np.int32))
+    y = act(b, [1, 10, 10, 3])
+    b.add_operator("TRANSPOSE_CONV", [shape, weights, x], [y], padding="VALID", stride_h=2, stride_w=2)
+    with pytest.raises(UnsupportedOperatorError, match="TRANSPOSE_CONV from 4x4 to 10x10"):
+        check(tmp_path, b.build([x], [y]))
+
+
+def test_conv_transpose_conv_conv(tmp_path):
+    """An encoder-decoder: conv (stride 2) -> TRANSPOSE_CONV (stride 2) -> conv."""
+    b = ModelBuilder()
+    x = act(b, [1, 8, 8, 3])
+    y, shape = add_conv(b, x, [1, 8, 8, 3], 6, kernel=3, stride=2, seed=11, out_q=IN_Q, activation="RELU")
+    z, shape = add_transpose_conv(b, y, shape, 4, kernel=3, stride=2, padding="SAME", seed=12)
+    zq = b._tensors[z].quantization.scale[0]
+    out, _ = add_conv(b, z, shape, 5, kernel=3, seed=13, in_scale=zq)
+    check(tmp_path, b.build([x], [out]))

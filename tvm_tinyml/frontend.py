@@ -56,6 +56,7 @@ SUPPORTED_TFLITE_OPS = frozenset(
         "LOG_SOFTMAX",
         # matrix family
         "BATCH_MATMUL",
+        "TRANSPOSE_CONV",
     }
 )
 
@@ -507,6 +508,37 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             operands.append(self.dequantize(expr, tensor))
         return self.quantize(relax.op.matmul(*operands), self.get_output_tensors(op)[0])
 
+    def convert_transpose_conv(self, op):
+        """Convert TFLite TRANSPOSE_CONV, adding the fused activation TVM's converter drops.
+
+        TVM derives the padding from the output size as TFLite does; its conv2d_transpose then
+        has the TFLite output size only for the usual output shapes, so others are refused.
+        """
+        from tflite.TransposeConvOptions import TransposeConvOptions
+
+        out = super().convert_transpose_conv(op)
+        output_shape, weights, data = self.get_input_tensors(op)[:3]
+        if data.qnn_params is None:
+            return out
+        options = self._get_builtin_options(op, TransposeConvOptions)
+        wanted = [int(v) for v in self.get_tensor_value(output_shape)]
+        _, kh, kw, _ = (int(d) for d in self.get_tensor_shape(weights))
+        in_h, in_w = (int(d) for d in self.get_tensor_shape(data)[1:3])
+        strides = (options.StrideH(), options.StrideW())
+        sizes = [
+            _transpose_conv_size(size, in_size, kernel, stride, options.Padding())
+            for size, in_size, kernel, stride in zip(wanted[1:3], (in_h, in_w), (kh, kw), strides)
+        ]
+        if sizes != wanted[1:3]:
+            raise tvm.error.OpNotImplemented(
+                f"TRANSPOSE_CONV from {in_h}x{in_w} to {wanted[1]}x{wanted[2]} (strides {strides}) is not supported"
+            )
+        output = self.get_output_tensors(op)[0]
+        scale, zero_point = (tflite_frontend.get_scalar_from_constant(output.qnn_params[k]) for k in ("scale", "zero_point"))
+        return self.convert_qnn_fused_activation_function(
+            out, options.FusedActivationFunction(), scale, zero_point, self.get_tensor_type_str(output.tensor.Type())
+        )
+
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""
         tensor = self.get_input_tensors(op)[0]
@@ -517,6 +549,15 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         scale = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["scale"])
         zero_point = tflite_frontend.get_scalar_from_constant(tensor.qnn_params["zero_point"])
         return float((np.asarray(self.get_tensor_value(tensor)).item() - zero_point) * scale)
+
+
+def _transpose_conv_size(out_size: int, in_size: int, kernel: int, stride: int, padding: int) -> int:
+    """The output size of TVM's conv2d_transpose for TFLite's padding (computed from the TFLite
+    output size `out_size`: SAME pads as a convolution of it would, VALID not at all)."""
+    from tflite.Padding import Padding
+
+    total = max(0, (-(-out_size // stride) - 1) * stride + kernel - out_size) if padding == Padding.SAME else 0
+    return (in_size - 1) * stride - total + kernel
 
 
 def source_classic_bound(path: str | os.PathLike) -> int | None:
