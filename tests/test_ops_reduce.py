@@ -16,6 +16,7 @@ from test_models import ARM_FLAGS, ARM_GCC
 from test_ops import IN_Q, I8, act, add_conv, check, i32_const, single
 from tflite_builder import ModelBuilder, schema
 from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.run import run_on_board
 from tvm_tinyml.verify import verify
 
 IN_SHAPE = [1, 5, 6, 4]
@@ -261,3 +262,12 @@ def test_reduce_kernels_build_for_cortex_m(tmp_path, model):
     symbols = subprocess.run(["arm-none-eabi-nm", str(tmp_path / "model.o")], capture_output=True, text=True, timeout=60).stdout
     undefined = {line.split()[-1] for line in symbols.splitlines() if line.split()[0] == "U"}
     assert undefined <= {"memcpy", "memset", "expf", "logf"}, undefined
+
+
+@pytest.mark.parametrize("model", [reduce_graph, lambda: float_end_model("LOG_SOFTMAX", 2)], ids=["int8", "float_end"])
+def test_reduce_family_on_qemu_m7(tmp_path, model):
+    """On the emulated Cortex-M7 too (newlib's expf/logf agree with glibc's on its DP FPU build)."""
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model())
+    result = run_on_board(str(path), "qemu-m7", inputs=3)
+    assert result.bit_exact and result.max_abs_diff == 0, result
