@@ -177,3 +177,15 @@ def test_conv_transpose_conv_conv(tmp_path):
     zq = b._tensors[z].quantization.scale[0]
     out, _ = add_conv(b, z, shape, 5, kernel=3, seed=13, in_scale=zq)
     check(tmp_path, b.build([x], [out]))
+
+
+def test_batch_matmul_per_channel_rhs_is_refused(tmp_path):
+    """TFLM's BATCH_MATMUL reads one scale per operand: per-channel operands are refused."""
+    b = ModelBuilder()
+    lhs = act(b, [4, 6], **LHS_Q)
+    rhs = b.add_tensor([6, 5], I8, scale=[0.01] * 5, zero_point=[0] * 5, quantized_dimension=1,
+                       data=rng(2).integers(-128, 128, (6, 5)))
+    y = act(b, [4, 5])
+    b.add_operator("BATCH_MATMUL", [lhs, rhs], [y])
+    with pytest.raises(UnsupportedOperatorError, match="BATCH_MATMUL with per-channel or float operands"):
+        check(tmp_path, b.build([lhs], [y]))

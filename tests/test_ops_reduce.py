@@ -271,3 +271,12 @@ def test_reduce_family_on_qemu_m7(tmp_path, model):
     path.write_bytes(model())
     result = run_on_board(str(path), "qemu-m7", inputs=3)
     assert result.bit_exact and result.max_abs_diff == 0, result
+
+
+def test_arg_max_int64_axis_is_unsupported(tmp_path):
+    b = ModelBuilder()
+    x = act(b, [1, 10])
+    y = b.add_tensor([1], np.int32)
+    b.add_operator("ARG_MAX", [x, b.add_tensor([1], np.int64, data=np.array([1]))], [y], output_type=schema.TensorType.INT32)
+    with pytest.raises(UnsupportedOperatorError, match="ARG_MAX with an int64 axis"):
+        check(tmp_path, b.build([x], [y]))

@@ -483,10 +483,13 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
 
     def _convert_arg_min_max(self, op, relax_op):
         """Convert TFLite ARG_MAX/ARG_MIN to int32 indices (the only output type TFLM has)."""
+        name = "ARG_MAX" if relax_op is relax.op.argmax else "ARG_MIN"
         dtype = _TFLITE_DTYPES.get(self.get_output_tensors(op)[0].tensor.Type(), "unknown")
         if dtype != "int32":
-            name = "ARG_MAX" if relax_op is relax.op.argmax else "ARG_MIN"
             raise tvm.error.OpNotImplemented(f"{name} with {dtype} output is not supported (int32 only, as TFLite Micro)")
+        axis_dtype = _TFLITE_DTYPES.get(self.get_input_tensors(op)[1].tensor.Type(), "unknown")
+        if axis_dtype != "int32":
+            raise tvm.error.OpNotImplemented(f"{name} with an {axis_dtype} axis is not supported (int32 only, as TFLite Micro)")
         return relax.op.astype(super()._convert_arg_min_max(op, relax_op), dtype)
 
     # ---------------------------------------------------------------- matrix family
@@ -499,8 +502,11 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         from tflite.BatchMatMulOptions import BatchMatMulOptions
 
         options = self._get_builtin_options(op, BatchMatMulOptions)
+        tensors = self.get_input_tensors(op)
+        if any(t.tensor.Quantization() is None or t.tensor.Quantization().ScaleLength() != 1 for t in tensors):
+            raise tvm.error.OpNotImplemented("BATCH_MATMUL with per-channel or float operands is not supported (per-tensor int8 only)")
         operands = []
-        for tensor, adjoint in zip(self.get_input_tensors(op), (options.AdjX(), options.AdjY())):
+        for tensor, adjoint in zip(tensors, (options.AdjX(), options.AdjY())):
             expr = self.get_tensor_expr(tensor)
             if adjoint:
                 rank = len(self.get_tensor_shape(tensor))
