@@ -381,8 +381,10 @@ def _relax_io(mod: tvm.IRModule) -> tuple[list[TensorInfo], list[TensorInfo]]:
 
 
 class QDQOperatorConverter(tflite_frontend.OperatorConverter):
-    """TVM's TFLite converter plus QDQ lowering of quantized PAD/PADV2, TRANSPOSE and
-    RESIZE_NEAREST_NEIGHBOR: dequantize the input, apply the float op, quantize the result.
+    """TVM's TFLite converter plus QDQ lowering of quantized PAD/PADV2, TRANSPOSE,
+    RESIZE_NEAREST_NEIGHBOR and BATCH_MATMUL: dequantize the input, apply the float op,
+    quantize the result. SOFTMAX keeps beta, TRANSPOSE_CONV its fused activation, reductions
+    take repeated axes, ARG_MAX/ARG_MIN (int8 in, no QDQ) cast to the int32 TFLM writes.
 
     (Quantized MAX_POOL_2D is already supported upstream, as an int8 max_pool2d.)
     """
