@@ -30,7 +30,7 @@ from schedules import qnn_compute as qc
 from schedules import qnn_matrix as qm
 from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
-from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
 
 
 @dataclass(frozen=True)
@@ -64,18 +64,22 @@ def _op_name(value) -> str:
 class QuantizeRealize:
     """Rewrite the QDQ-wrapped float ops of `main` into int8 integer kernels (see module doc)."""
 
-    def __init__(self, float_io: bool = False) -> None:
+    def __init__(self, float_io: bool = False, origins: dict | None = None) -> None:
+        """`origins` optionally maps bound expressions of `main` to a description of the source
+        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern."""
         self.float_io = float_io
+        self.origins = origins or {}
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        realized = _Realizer(mod["main"], self.float_io).run()
+        realized = _Realizer(mod["main"], self.float_io, self.origins).run()
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
 class _Realizer:
-    def __init__(self, func: relax.Function, float_io: bool) -> None:
+    def __init__(self, func: relax.Function, float_io: bool, origins: dict) -> None:
         self.func = func
         self.float_io = float_io
+        self.origins = origins
         self.bindings = [b for block in func.body.blocks for b in block.bindings]
         self.defs = {b.var: b.value for b in self.bindings}
         self.uses: Counter = Counter()
@@ -90,6 +94,7 @@ class _Realizer:
         self.layout = self._activation_layout()
         self.folded: set = set()
         self.float_inputs: dict = {}
+        self.uint8_inputs: dict = {}
 
     def _activation_layout(self) -> str:
         """NCHW if the model's spatial ops say so (ONNX), else NHWC (TFLite)."""
@@ -103,26 +108,40 @@ class _Realizer:
     # ---------------------------------------------------------------- driver
     def run(self) -> tvm.IRModule:
         params = [self._param(p) for p in self.func.params]
+        failure = None
         with self.bb.function("main", params, attrs={"num_input": len(params)}):
             with self.bb.dataflow():
-                for var, (param, value) in list(self.float_inputs.items()):
-                    scale, zero_point = self._affine(value)
-                    self.env[var] = self._emit(qc.quantize_f32, param, relax.const(np.float32([scale])), zero_point, op="quantize")
-                for binding in self.bindings:
-                    if binding.var not in self.folded:
-                        self._visit(binding.var, binding.value)
-                outputs = [self._output(v) for v in self._flat_outputs()]
-                result = outputs[0] if len(outputs) == 1 else relax.Tuple(outputs)
-                gv = self.bb.emit_output(result)
+                try:
+                    gv = self.bb.emit_output(self._body())
+                except TinyMLError as err:  # close the builder's scopes cleanly, then refuse
+                    failure = err
+                    gv = self.bb.emit_output(relax.Tuple([]))
             self.bb.emit_func_output(gv)
+        if failure is not None:
+            raise failure
         return self.bb.finalize()
+
+    def _body(self) -> relax.Expr:
+        """Emit every kernel of `main`; return its result (one tensor or a tuple)."""
+        for var, (param, params) in self.uint8_inputs.items():
+            self.env[var] = self._emit(qc.requantize, param, params=params, op="requantize")
+        for var, (param, value) in list(self.float_inputs.items()):
+            scale, zero_point = self._affine(value)
+            self.env[var] = self._emit(qc.quantize_f32, param, relax.const(np.float32([scale])), zero_point, op="quantize")
+        for binding in self.bindings:
+            if binding.var not in self.folded:
+                self._visit_named(binding.var, binding.value)
+        outputs = [self._output(v) for v in self._flat_outputs()]
+        return outputs[0] if len(outputs) == 1 else relax.Tuple(outputs)
 
     def _param(self, param: Var) -> Var:
         dtype = param.ty.dtype
         if dtype == "int8":
             self.env[param] = param
             return param
-        users = [b for b in self.bindings if param in relax.analysis.free_vars(b.value)]
+        users = self._users(param)
+        if dtype == "uint8":
+            return self._uint8_param(param, users)
         if dtype != "float32" or len(users) != 1 or _op_name(users[0].value) != "relax.quantize":
             raise UnsupportedOperatorError(f"input {param}: float inputs must feed a single QUANTIZE")
         self.folded.add(users[0].var)
@@ -132,6 +151,26 @@ class _Realizer:
         new = relax.Var(str(param), relax.TensorType(param.ty.shape, "int8"))
         self.env[users[0].var] = new
         return new
+
+    def _users(self, var: Var) -> list:
+        return [b for b in self.bindings if var in relax.analysis.free_vars(b.value)]
+
+    def _uint8_param(self, param: Var, users: list) -> Var:
+        """A uint8 model input: TFLite's QUANTIZE uint8 -> int8 imports as dequantize -> quantize.
+
+        The entry keeps the uint8 input and one requantize kernel (TFLite Micro's Requantize:
+        MultiplyByQuantizedMultiplier of x - zero point) makes the int8 tensor the model computes on.
+        """
+        dequant = users[0].value if len(users) == 1 else None
+        quants = self._users(users[0].var) if dequant is not None and _op_name(dequant) == "relax.dequantize" else []
+        if len(quants) != 1 or _op_name(quants[0].value) != "relax.quantize" or quants[0].var.ty.dtype != "int8":
+            raise UnsupportedOperatorError(f"input {param}: uint8 inputs must feed a single QUANTIZE to int8")
+        (in_scale, in_zp), (out_scale, out_zp) = self._affine(dequant), self._affine(quants[0].value)
+        mult, shift = qp.quantize_multiplier(in_scale / out_scale)
+        self.folded.update({users[0].var, quants[0].var})
+        self.env[param] = param
+        self.uint8_inputs[quants[0].var] = (param, (in_zp, mult, shift, out_zp, -128, 127))
+        return param
 
     def _affine(self, call: Call) -> tuple[float, int]:
         """(scale, zero point) of a per-tensor quantize/dequantize call."""
@@ -153,6 +192,16 @@ class _Realizer:
         if _op_name(value) == "relax.nn.log_softmax" and self._dequant(value.args[0]) is not None:
             return self._float_log_softmax(value)
         raise UnsupportedOperatorError(f"output {var}: not an int8 tensor or a DEQUANTIZE of one")
+
+    def _visit_named(self, var: Var, value) -> None:
+        """`_visit`, naming the source operator of `value` in a refusal."""
+        try:
+            self._visit(var, value)
+        except UnsupportedOperatorError as err:
+            origin = self.origins.get(value)
+            if origin is None:
+                raise
+            raise UnsupportedOperatorError(f"{origin}: {err}") from None
 
     def _visit(self, var: Var, value) -> None:
         name = _op_name(value)
@@ -241,8 +290,14 @@ class _Realizer:
     # ---------------------------------------------------------------- patterns
     def _realize_quantize(self, var: Var, value: Call) -> None:
         out_scale, out_zp = self._affine(value)
+        if var.ty.dtype == "uint8" and _op_name(self._def(value.args[0])) == "relax.dequantize":
+            x = self._input(value.args[0])
+            mult, shift = qp.quantize_multiplier(x.scalar_scale / out_scale)
+            params = (x.scalar_zp, mult, shift, out_zp, 0, 255)
+            self.env[var] = self._emit(qc.requantize, x.src, params=params, out_dtype="uint8", op="requantize")
+            return
         if var.ty.dtype != "int8":
-            raise UnsupportedOperatorError(f"QUANTIZE to {var.ty.dtype} is not supported (int8 only)")
+            raise UnsupportedOperatorError(f"QUANTIZE to {var.ty.dtype} is not supported (int8, or uint8 from int8)")
         lo, hi, result_var = self._fused_clip(var)
         expr = value.args[0]
         act = "none"

@@ -224,9 +224,16 @@ def mean(data, axes: Sequence[int], params: Sequence[int]):
     return te.compute(shape, lambda *i: tirx.call_extern(INT8, "tinyml_mean_i8", acc[i], *params), name="out")
 
 
-def requantize(data, params: Sequence[int]):
-    """Elementwise int8 -> int8 rescale: ((x - in_zp) * multiplier >> shift) + out_zp, clamped."""
+def requantize(data, params: Sequence[int], out_dtype: str = INT8):
+    """Elementwise int8/uint8 -> int8 rescale: ((x - in_zp) * multiplier >> shift) + out_zp, clamped.
+
+    For a uint8 result the same arithmetic runs 128 lower (zero point and clamps) and the int8
+    value is shifted back up, which is exact.
+    """
     in_zp, mult, shift, out_zp, act_min, act_max = params
+    if out_dtype == "uint8":
+        low = lambda *i: _requant(data[i].astype(INT32) - in_zp, mult, shift, out_zp - 128, act_min - 128, act_max - 128)
+        return te.compute(data.shape, lambda *i: (low(*i).astype(INT32) + 128).astype("uint8"), name="out")
     return te.compute(
         data.shape,
         lambda *i: _requant(data[i].astype(INT32) - in_zp, mult, shift, out_zp, act_min, act_max),

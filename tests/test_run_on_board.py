@@ -8,8 +8,10 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from tflite_builder import ModelBuilder
 from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.run import run_on_board
 
@@ -38,6 +40,47 @@ def test_kws_on_qemu_is_bit_exact_with_deterministic_counts(board):
         assert field in record
     assert record["firmware_ram_bytes"] > record["arena_bytes"]
     assert record["flash_bytes"] > record["weights_bytes"]
+
+
+def _pointwise_model(tmp_path: Path, hw: int, in_dtype=np.int8, out_dtype=np.int8) -> str:
+    """QUANTIZE (when the input is uint8) -> 1x1 conv 16 -> 8 channels -> QUANTIZE (when the output is uint8)."""
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.add_tensor([1, hw, hw, 16], in_dtype, scale=1 / 255, zero_point=0 if in_dtype == np.uint8 else -128)
+    q = x
+    if in_dtype == np.uint8:
+        q = b.add_tensor([1, hw, hw, 16], np.int8, scale=1 / 255, zero_point=-128)
+        b.add_operator("QUANTIZE", [x], [q])
+    w_scales = rng.uniform(0.002, 0.02, 8)
+    w = b.add_tensor([8, 1, 1, 16], np.int8, scale=w_scales, data=rng.integers(-127, 128, (8, 1, 1, 16)))
+    bias = b.add_tensor([8], np.int32, scale=w_scales / 255, data=rng.integers(-3000, 3000, 8))
+    y = b.add_tensor([1, hw, hw, 8], np.int8, scale=0.004, zero_point=3)
+    b.add_operator("CONV_2D", [q, w, bias], [y], padding="VALID", stride_w=1, stride_h=1)
+    out = y
+    if out_dtype == np.uint8:
+        out = b.add_tensor([1, hw, hw, 8], np.uint8, scale=0.004, zero_point=131)
+        b.add_operator("QUANTIZE", [y], [out])
+    path = tmp_path / f"pointwise_{hw}.tflite"
+    path.write_bytes(b.build([x], [out]))
+    return str(path)
+
+
+def test_uint8_ends_on_qemu_are_bit_exact(tmp_path):
+    """uint8 input and output bytes travel to the firmware and back in their own dtype."""
+    model = _pointwise_model(tmp_path, 8, np.uint8, np.uint8)
+    result = run_on_board(model, "qemu-m7", inputs=2)
+    assert result.bit_exact and result.passed
+
+
+def test_qemu_board_takes_a_larger_targets_limits(tmp_path):
+    """A 400 KB arena does not fit the default qemu-m7 (an STM32F746's 320 KB) but runs as an STM32H743."""
+    model = _pointwise_model(tmp_path, 160)
+    with pytest.raises(TinyMLError, match="does not fit qemu-m7: arena"):
+        run_on_board(model, "qemu-m7", inputs=1)
+    result = run_on_board(model, "qemu-m7", inputs=1, target="stm32h743")
+    assert result.bit_exact and result.arena_bytes > 320 * 1024
+    with pytest.raises(TinyMLError, match="its core cortex-m7 is not the qemu-m4 board's cortex-m4"):
+        run_on_board(model, "qemu-m4", inputs=1, target="stm32h743")
 
 
 def tools_dir(tmp_path: Path, tools: list[str]) -> str:

@@ -19,7 +19,7 @@ from schedules.dispatch import use_configs
 from schedules.tuning_log import apply_history_best
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
-from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
 from tvm_tinyml.flash_fit import int8_weight_configs
 from tvm_tinyml.lower import Lowered, lower
 from tvm_tinyml.macs import model_macs
@@ -185,7 +185,10 @@ def build(
     mcu = get_target(target)
     mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target):
-        integer = QuantizeRealize(float_io=float_io)(mod)
+        try:
+            integer = QuantizeRealize(float_io=float_io, origins=info.origins)(mod)
+        except UnsupportedOperatorError as err:
+            raise UnsupportedOperatorError(f"{info.path or info.name}: {err}") from None
         if memory_planner == "tinyml":
             integer = InplaceDepthwise()(integer)
     patched = None

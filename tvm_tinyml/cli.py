@@ -78,7 +78,9 @@ def _cmd_memory(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from tvm_tinyml.run import run_on_board
 
-    result = run_on_board(args.model, args.board, inputs=args.inputs, seed=args.seed, serial=args.serial, **_build_options(args))
+    result = run_on_board(
+        args.model, args.board, inputs=args.inputs, seed=args.seed, serial=args.serial, target=args.target, **_build_options(args)
+    )
     print(result.summary())
     if args.json:
         print(json.dumps(result.to_dict()))
@@ -133,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746", "host"])
     p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
+    p.add_argument("--target", choices=targets, help="an emulated board takes this target's SRAM and flash limits (same core)")
     p.add_argument("--inputs", type=int, default=5, help="number of random inputs (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,7 @@ class ModelInfo:
     path: str | None
     inputs: list[TensorInfo]
     outputs: list[TensorInfo]
+    origins: dict = field(default_factory=dict, compare=False)  # imported Relax call -> "operator #i (NAME)"
 
 
 def sniff_format(data: bytes, source: str = "model") -> str:
@@ -114,13 +115,14 @@ def load(model: str | os.PathLike | tvm.IRModule) -> tuple[tvm.IRModule, ModelIn
     path = str(model)
     data = _read(path)
     fmt = sniff_format(data, path)
+    origins: dict = {}
     if fmt == "tflite":
         parsed = _parse_tflite(data, path)
-        mod, (inputs, outputs) = _import_tflite(parsed, path), _tflite_io(parsed)
+        mod, (inputs, outputs) = _import_tflite(parsed, path, origins), _tflite_io(parsed)
     else:
         parsed = _parse_onnx_file(data, path)
         mod, (inputs, outputs) = _import_onnx(parsed, path), _onnx_io(parsed)
-    return mod, ModelInfo(_c_identifier(Path(path).stem), fmt, path, inputs, outputs)
+    return mod, ModelInfo(_c_identifier(Path(path).stem), fmt, path, inputs, outputs, origins)
 
 
 def from_tflite(path: str | os.PathLike) -> tvm.IRModule:
@@ -135,12 +137,30 @@ def from_onnx(path: str | os.PathLike) -> tvm.IRModule:
     return _import_onnx(_parse_onnx_file(_read(path), path), path)
 
 
-def _import_tflite(model: tflite.Model, path: str) -> tvm.IRModule:
-    """Check a parsed .tflite model against what we support, then convert it to Relax."""
+def _import_tflite(model: tflite.Model, path: str, origins: dict | None = None) -> tvm.IRModule:
+    """Check a parsed .tflite model against what we support, then convert it to Relax.
+
+    `origins`, if given, receives each operator's imported output expression mapped to
+    "operator #i (NAME)", so later stages can say which operator they refuse.
+    """
     _check_tflite_ops(model, path)
-    return _tvm_import(
-        path, lambda: tflite_frontend.from_tflite(model, op_converter=QDQOperatorConverter)
-    )
+    tables: list = []
+
+    class Converter(QDQOperatorConverter):
+        def convert_op_to_relax(self):
+            super().convert_op_to_relax()
+            tables.append(self.exp_tab)
+
+    mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter))
+    if origins is not None and tables:
+        graph = model.Subgraphs(0)
+        for index in range(graph.OperatorsLength()):
+            op = graph.Operators(index)
+            for tensor in np.atleast_1d(op.OutputsAsNumpy()):
+                expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode())
+                if expr is not None:
+                    origins[expr] = f"operator #{index} ({_tflite_op_name(model, op)})"
+    return mod
 
 
 def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
@@ -401,6 +421,23 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "BATCH_MATMUL",
     }
 
+    def get_tensors(self, tensors_idx_list):
+        """TVM's tensor wrappers, with each quantized_dimension made valid for the tensor's rank.
+
+        TFLite Micro ignores the quantized dimension where it cannot apply: a per-tensor scale, or
+        a 1-D per-channel bias whose converter copied the 4-D weight's dimension (person_detect's
+        depthwise biases carry 3). Relax's dequantize needs an axis inside the tensor.
+        """
+        wrappers = super().get_tensors(tensors_idx_list)
+        for wrapper in wrappers:
+            params = wrapper.qnn_params
+            if params is None or wrapper.tensor == 0:
+                continue
+            rank = len(np.atleast_1d(wrapper.tensor.ShapeAsNumpy())) if wrapper.tensor.ShapeLength() else 0
+            if not 0 <= params["axis"] < max(rank, 1):
+                params["axis"] = max(rank - 1, 0)
+        return wrappers
+
     def convert_pad(self, op):
         """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
         if not self.is_quantized(op):
@@ -598,3 +635,9 @@ def source_classic_bound(path: str | os.PathLike) -> int | None:
         touch(int(index), steps)
     size = {i: int(np.prod(graph.Tensors(i).ShapeAsNumpy())) * np.dtype(_tflite_dtype(graph, i)).itemsize for i in first}
     return max(sum(size[i] for i in first if first[i] <= step <= last[i]) for step in range(steps + 1))
+
+
+def tflite_constant_bytes(path: str | os.PathLike) -> int:
+    """Bytes of all non-empty buffers of a .tflite file: the model's own weights and constants."""
+    model = _parse_tflite(_read(str(path)), str(path))
+    return sum(model.Buffers(i).DataLength() for i in range(model.BuffersLength()))

@@ -22,10 +22,14 @@ from project_api.firmware_protocol import CYCLES_SOURCE, FirmwareError, Firmware
 from project_api.template_base import BUILD_DIR, FIRMWARE_INFO_FILE
 from tvm_tinyml.builder import Artifact, build
 from tvm_tinyml.errors import TinyMLError
-from tvm_tinyml.verify import REFERENCE_NAME, TOLERANCE, compare, reference_outputs, random_inputs
+from tvm_tinyml.targets import get_target
+from tvm_tinyml.verify import REFERENCE_NAME, TOLERANCE, compare, entry_inputs, random_inputs, reference_outputs
 
 # Board -> the compile target whose limits and TVM target it has.
 BOARD_TARGETS = {"qemu-m7": "qemu-m7", "qemu-m4": "qemu-m4", "stm32f746": "stm32f746", "host": "host"}
+# The QEMU machines' memory: 4 MB of code SSRAM at 0 and 4 MB of data SSRAM at 0x20000000, so an
+# emulated board can take the SRAM and flash limits of any target with its core.
+QEMU_BOARD_BYTES = 4 * 1024 * 1024
 DEFAULT_TIMEOUT_SEC = 120.0
 
 
@@ -73,10 +77,13 @@ class RunResult:
 class BoardSession:
     """A model's firmware running on a board; a context manager that always stops everything."""
 
-    def __init__(self, artifact: Artifact, board: str, work_dir: Path, options: dict, timeout_sec: float) -> None:
+    def __init__(
+        self, artifact: Artifact, board: str, work_dir: Path, options: dict, timeout_sec: float, project_options: dict | None = None
+    ) -> None:
         self.board = board
         self.timeout_sec = timeout_sec
         self._options = options
+        self._project_options = {"board": board, **(project_options or {})}
         model_dir = artifact.export(work_dir / "model")
         self._library = work_dir / "model.tar"
         with tarfile.open(self._library, "w") as archive:
@@ -91,7 +98,7 @@ class BoardSession:
         try:
             with ProjectAPIClient(template_for_board(self.board)) as template:
                 template.server_info_query()
-                template.generate_project(self._library, self.project_dir, {"board": self.board})
+                template.generate_project(self._library, self.project_dir, self._project_options)
             self._client = ProjectAPIClient(self.project_dir)
             self._client.build({})
             self.firmware_info = json.loads((self.project_dir / BUILD_DIR / FIRMWARE_INFO_FILE).read_text())
@@ -127,6 +134,21 @@ def _split_outputs(data: bytes, meta: dict) -> list[np.ndarray]:
     return outputs
 
 
+def _board_target(board: str, target: str | None) -> tuple[str, dict]:
+    """The compile target for `board` and the project options that give the board its limits."""
+    own = BOARD_TARGETS[board]
+    if target is None or target == own:
+        return own, {}
+    mcu, board_mcu = get_target(target), get_target(own)
+    if not board.startswith("qemu-"):
+        raise TinyMLError(f"--target {target}: only an emulated board (qemu-m7, qemu-m4) takes another target's limits")
+    if mcu.core != board_mcu.core:
+        raise TinyMLError(f"--target {target}: its core {mcu.core} is not the {board} board's {board_mcu.core}")
+    if max(mcu.sram_bytes, mcu.flash_bytes) > QEMU_BOARD_BYTES:
+        raise TinyMLError(f"--target {target}: {board} emulates at most {QEMU_BOARD_BYTES:,} B of SRAM and of flash")
+    return target, {"ram_bytes": mcu.sram_bytes, "flash_bytes": mcu.flash_bytes}
+
+
 def _median(values: list[int | None]) -> int | None:
     return None if not values or values[0] is None else int(statistics.median(values))
 
@@ -138,23 +160,29 @@ def run_on_board(
     seed: int = 0,
     serial: str | None = None,
     timeout_sec: float = DEFAULT_TIMEOUT_SEC,
+    target: str | None = None,
     **build_options,
 ) -> RunResult:
     """Build `model` for `board` (with `build`'s keyword options: tuning_log, patch, ...), run
-    `inputs` seeded random inputs on it, compare with the reference."""
+    `inputs` seeded random inputs on it, compare with the reference.
+
+    `target` gives an emulated (QEMU) board the SRAM and flash limits of another target with the
+    same core, e.g. qemu-m7 as an STM32H743; the default is the board's own limits.
+    """
     if board not in BOARD_TARGETS:
         raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
-    artifact = build(model, target=BOARD_TARGETS[board], **build_options)
+    target, project_options = _board_target(board, target)
+    artifact = build(model, target=target, **build_options)
     meta = artifact.metadata
     input_sets = random_inputs(artifact, inputs, seed)
     options = {"serial_port": serial} if serial else {}
     runs = []
     try:
         with tempfile.TemporaryDirectory(prefix="tvm-tinyml-run-") as tmp, BoardSession(
-            artifact, board, Path(tmp), options, timeout_sec
+            artifact, board, Path(tmp), options, timeout_sec, project_options
         ) as session:
             info = session.firmware.info()
-            for xs in input_sets:
+            for xs in entry_inputs(input_sets, meta):
                 reply = session.firmware.run([np.ascontiguousarray(x).tobytes() for x in xs])
                 if reply.status != 0:
                     raise TinyMLError(f"{artifact.name} on {board}: the model returned status {reply.status}")

@@ -41,9 +41,12 @@ class VerifyResult:
 
 
 def _from_int8(value: np.ndarray, dtype: str, spec: dict) -> np.ndarray:
-    """An int8-domain tensor as `dtype`: itself, or its exactly dequantized float value."""
+    """An int8-domain tensor as `dtype`: itself, the uint8 with the same offset from the range's
+    bottom, or its exactly dequantized float value."""
     if dtype == "int8":
         return value
+    if dtype == "uint8":
+        return (value.astype(np.int16) + 128).astype(np.uint8)
     return (value.astype(np.float32) - np.float32(spec["zero_point"])) * np.float32(spec["scale"])
 
 
@@ -51,6 +54,8 @@ def _to_int8(value: np.ndarray, spec: dict) -> np.ndarray:
     """A tensor in the int8 domain (float outputs quantized back exactly)."""
     if value.dtype == np.int8:
         return value
+    if value.dtype == np.uint8:
+        return (value.astype(np.int16) - 128).astype(np.int8)
     q = np.round(value.astype(np.float32) / np.float32(spec["scale"])) + spec["zero_point"]
     return np.clip(q, -128, 127).astype(np.int8)
 
