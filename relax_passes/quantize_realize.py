@@ -366,15 +366,20 @@ class _Realizer:
             out_channels = kernel.shape[2]
         else:
             raise UnsupportedOperatorError(f"grouped conv2d (groups={groups}) is not supported")
-        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
-        mult = np.broadcast_to(mult, (out_channels,)).astype(np.int32)
-        shift = np.broadcast_to(shift, (out_channels,)).astype(np.int32)
-        bias = np.zeros(out_channels, np.int32) if bias is None else bias
+        mult, shift, bias = self._channel_requant(x, w, out, out_channels, bias)
         return self._emit(
             compute, src, relax.const(kernel.astype(np.int8)), relax.const(bias), relax.const(mult), relax.const(shift),
             op=op, strides=[int(s) for s in attrs.strides], pads=pads, dilation=[int(d) for d in attrs.dilation],
             in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max, layout=layout,
         )
+
+    @staticmethod
+    def _channel_requant(x: _Dequant, w: _Dequant, out: "_OutQuant", channels: int, bias):
+        """Per-output-channel (multiplier, shift) of a conv/matmul, and its bias (zeros if none)."""
+        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
+        mult = np.broadcast_to(mult, (channels,)).astype(np.int32)
+        shift = np.broadcast_to(shift, (channels,)).astype(np.int32)
+        return mult, shift, np.zeros(channels, np.int32) if bias is None else bias
 
     @staticmethod
     def _spatial_layout(layout: str, op: str) -> str:
@@ -405,10 +410,7 @@ class _Realizer:
         w = self._weights(call.args[1])
         weight = np.ascontiguousarray(w.src.T).astype(np.int8)  # [K, N] -> [N, K]
         n = weight.shape[0]
-        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
-        mult = np.broadcast_to(mult, (n,)).astype(np.int32)
-        shift = np.broadcast_to(shift, (n,)).astype(np.int32)
-        bias = np.zeros(n, np.int32) if bias is None else bias
+        mult, shift, bias = self._channel_requant(x, w, out, n, bias)
         data = x.src
         rank = len(call.args[0].ty.shape)
         if rank != 2:
@@ -450,10 +452,7 @@ class _Realizer:
         w = self._weights(call.args[1])
         kernel = np.ascontiguousarray(w.src.transpose(1, 2, 3, 0)).astype(np.int8)  # IOHW -> OHWI
         out_channels = kernel.shape[0]
-        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
-        mult = np.broadcast_to(mult, (out_channels,)).astype(np.int32)
-        shift = np.broadcast_to(shift, (out_channels,)).astype(np.int32)
-        bias = np.zeros(out_channels, np.int32) if bias is None else bias
+        mult, shift, bias = self._channel_requant(x, w, out, out_channels, bias)
         shape = [int(d) for d in call.ty.shape]
         return self._emit(
             qm.transpose_conv2d, x.src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
@@ -475,7 +474,7 @@ class _Realizer:
         return self._binary(call, out, qc.elementwise_mul, qp.mul_params, "mul")
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
-        x, beta = self._softmax_input(call, "SOFTMAX")
+        x, beta = self._softmax_input(call)
         if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
             raise UnsupportedOperatorError("int8 softmax needs output scale 1/256 and zero point -128")
         mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale, beta)
@@ -558,11 +557,15 @@ class _Realizer:
     def _q_min(self, call: Call, out: "_OutQuant", bias):
         return self._min_max(call, out, "min")
 
-    def _softmax_input(self, call: Call, op: str) -> tuple[_Dequant, float]:
-        """The int8 input of a last-axis (log-)softmax and its beta (a scalar multiply before it)."""
+    @staticmethod
+    def _check_last_axis(call: Call, op: str) -> None:
         rank = len(call.args[0].ty.shape)
         if int(call.attrs.axis) % rank != rank - 1:
             raise UnsupportedOperatorError(f"{op} over axis {int(call.attrs.axis)} is not supported (last axis only)")
+
+    def _softmax_input(self, call: Call) -> tuple[_Dequant, float]:
+        """The int8 input of a last-axis softmax and its beta (a scalar multiply before it)."""
+        self._check_last_axis(call, "SOFTMAX")
         inner = self._def(call.args[0])
         if _op_name(inner) == "relax.multiply":
             beta = self._constant(inner.args[1])
@@ -571,8 +574,9 @@ class _Realizer:
         return self._input(call.args[0]), 1.0
 
     def _q_nn_log_softmax(self, call: Call, out: "_OutQuant", bias):
-        x, beta = self._softmax_input(call, "LOG_SOFTMAX")
-        if (out.scale, out.zero_point) != qp.LOG_SOFTMAX_OUTPUT or beta != 1.0:
+        self._check_last_axis(call, "LOG_SOFTMAX")
+        x = self._input(call.args[0])
+        if (out.scale, out.zero_point) != qp.LOG_SOFTMAX_OUTPUT:
             raise UnsupportedOperatorError("int8 LOG_SOFTMAX needs output scale 16/256 and zero point 127")
         if (out.act_min, out.act_max) != (-128, 127):
             raise UnsupportedOperatorError("int8 LOG_SOFTMAX followed by a clamp is not supported")
@@ -581,9 +585,7 @@ class _Realizer:
 
     def _float_log_softmax(self, call: Call):
         """A float32 LOG_SOFTMAX of a DEQUANTIZE at the model's end, run in float as TFLM does."""
-        rank = len(call.args[0].ty.shape)
-        if int(call.attrs.axis) % rank != rank - 1:
-            raise UnsupportedOperatorError(f"LOG_SOFTMAX over axis {int(call.attrs.axis)} is not supported (last axis only)")
+        self._check_last_axis(call, "LOG_SOFTMAX")
         x = self._input(call.args[0])
         real = self._emit(qc.dequantize_i8, x.src, relax.const(np.float32([x.scalar_scale])), x.scalar_zp, op="dequantize")
         return self._emit(qr.log_softmax_f32, real, op="log_softmax_f32")
