@@ -598,6 +598,8 @@ class _Realizer:
         if value.attrs.axis is None:
             raise UnsupportedOperatorError(f"ARG_{kind.upper()} without an axis is not supported")
         axis = int(value.attrs.axis) % rank
+        if int(data.ty.shape[axis]) >= 1 << qr.ARG_INDEX_BITS:
+            raise UnsupportedOperatorError(f"ARG_{kind.upper()} over more than 2^{qr.ARG_INDEX_BITS} elements is not supported")
         out_var, out_dtype = var, str(var.ty.dtype)
         cast = self._single_user(var, "relax.astype")
         if cast is not None and str(cast.ty.dtype) in ("int32", "int64"):

@@ -13,8 +13,8 @@ from tvm import te, tirx
 from .qnn_compute import INT32, rows_extern
 
 # ARG_MAX / ARG_MIN reduce one int32 key per element: the (order-adjusted) value in the high
-# bits, the reversed index in the low _INDEX_BITS, so the largest key is the first extreme.
-_INDEX_BITS = 23
+# bits, the reversed index in the low ARG_INDEX_BITS, so the largest key is the first extreme.
+ARG_INDEX_BITS = 23
 
 
 def log_softmax(data, params: Sequence[int]):
@@ -29,7 +29,7 @@ def log_softmax_f32(data):
 
 def _reduce_axes(data, axes: Sequence[int]):
     """Reduction axes for `axes` and the kept-dims output shape."""
-    reduce = {a: te.reduce_axis((0, data.shape[a]), f"r{a}") for a in axes}
+    reduce = {a: te.reduce_axis((0, int(data.shape[a])), f"r{a}") for a in axes}
     shape = [1 if a in reduce else d for a, d in enumerate(data.shape)]
     return reduce, shape
 
@@ -42,23 +42,22 @@ def reduce_min_max(data, axes: Sequence[int], kind: str):
     """REDUCE_MAX (kind "max") or REDUCE_MIN ("min") of int8 over `axes` (kept as size 1)."""
     reduce, shape = _reduce_axes(data, axes)
     reducer = te.max if kind == "max" else te.min
-    return te.compute(shape, lambda *i: reducer(data[_source(data, reduce, i)], axis=list(reduce.values())), name="out")
+    acc = te.compute(shape, lambda *i: reducer(data[_source(data, reduce, i)], axis=list(reduce.values())), name="acc")
+    return te.compute(shape, lambda *i: acc[i], name="out")
 
 
 def arg_min_max(data, axis: int, kind: str, out_dtype: str):
     """ARG_MAX (kind "max") or ARG_MIN ("min") of int8 along `axis`: the first extreme's index.
 
-    The output keeps `axis` as size 1.
+    The output keeps `axis` as size 1; the axis must be shorter than 2^ARG_INDEX_BITS.
     """
-    if int(data.shape[axis]) >= 1 << _INDEX_BITS:
-        raise ValueError(f"arg_{kind} over {data.shape[axis]} elements")
     reduce, shape = _reduce_axes(data, [axis])
-    last = (1 << _INDEX_BITS) - 1
+    last = (1 << ARG_INDEX_BITS) - 1
 
     def _key(*i):
         value = data[_source(data, reduce, i)].astype(INT32)
         ordered = value + 128 if kind == "max" else 127 - value
-        return te.max(ordered * (1 << _INDEX_BITS) + (last - reduce[axis]), axis=reduce[axis])
+        return te.max(ordered * (1 << ARG_INDEX_BITS) + (last - reduce[axis]), axis=reduce[axis])
 
     acc = te.compute(shape, _key, name="acc")
     return te.compute(shape, lambda *i: (last - tirx.bitwise_and(acc[i], last)).astype(out_dtype), name="out")
