@@ -149,6 +149,16 @@ def test_log_softmax(tmp_path, in_shape, in_scale):
     check(tmp_path, b.build([x], [y]))
 
 
+@pytest.mark.parametrize("in_scale, zero_point", [(0.002, 0), (0.05, 100), (0.3, -128), (1.0, 3)])
+def test_log_softmax_many_rows(tmp_path, in_scale, zero_point):
+    """Many rows and extreme input scales: exercises the log's range and the adjusted cut-off."""
+    b = ModelBuilder()
+    x = act(b, [64, 12], scale=in_scale, zero_point=zero_point)
+    y = act(b, [64, 12], **LOG_SOFTMAX_Q)
+    b.add_operator("LOG_SOFTMAX", [x], [y])
+    check(tmp_path, b.build([x], [y]))
+
+
 def test_log_softmax_needs_fixed_output_quantization(tmp_path):
     with pytest.raises(UnsupportedOperatorError, match="LOG_SOFTMAX needs output scale 16/256"):
         check(tmp_path, single("LOG_SOFTMAX", [1, 10], [1, 10], dict(scale=0.1, zero_point=127)))
