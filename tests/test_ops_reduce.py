@@ -10,12 +10,16 @@ import subprocess
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tvm_tinyml
+from replay import kernel_trace, overlap_is_safe
 from test_models import ARM_FLAGS, ARM_GCC
 from test_ops import IN_Q, I8, act, add_conv, check, i32_const, single
 from tflite_builder import ModelBuilder, schema
 from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.overlap import max_overlap_delta
 from tvm_tinyml.run import run_on_board
 from tvm_tinyml.verify import verify
 
@@ -290,3 +294,47 @@ def test_arg_max_int64_axis_is_unsupported(tmp_path):
     b.add_operator("ARG_MAX", [x, b.add_tensor([1], np.int64, data=np.array([1]))], [y], output_type=schema.TensorType.INT32)
     with pytest.raises(UnsupportedOperatorError, match="ARG_MAX with an int64 axis"):
         check(tmp_path, b.build([x], [y]))
+
+
+# ---------------------------------------------------------------- overlap rules, replayed
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    op=st.sampled_from(["sum", "reduce_max", "reduce_min", "log_softmax"]),
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=4),
+    data=st.data(),
+)
+def test_reduce_overlap_rules_are_safe_and_tight(op, shape, data):
+    """The family's overlap rules (tvm_tinyml/overlap.py) against a brute-force replay."""
+    shape = tuple(shape)
+    if op == "log_softmax":
+        attrs, out_shape = {}, shape
+    else:
+        axes = sorted(data.draw(st.sets(st.integers(0, len(shape) - 1), min_size=1)))
+        attrs, out_shape = {"axes": axes}, tuple(1 if a in axes else d for a, d in enumerate(shape))
+    delta = max_overlap_delta(op, attrs, 0, [shape], 1, out_shape, 1)
+    trace = kernel_trace(op, attrs, [shape], out_shape, 0)
+    in_size, out_size = int(np.prod(shape)), int(np.prod(out_shape))
+    assert overlap_is_safe(trace, delta, in_size)
+    assert delta > 0 or delta == max(d for d in range(-out_size, 1) if overlap_is_safe(trace, d, in_size))
+
+
+def test_overlapping_reductions_in_a_chain(tmp_path):
+    """conv -> REDUCE_MIN -> conv -> LOG_SOFTMAX -> conv, planned with the family's overlap rules
+    (REDUCE_MIN's output lands on its input) and still bit-exact."""
+    b = ModelBuilder()
+    x = act(b, [1, 6, 6, 3])
+    y, _ = add_conv(b, x, [1, 6, 6, 3], 8, kernel=3, seed=41, out_q=IN_Q)
+    m = act(b, [1, 6, 1, 8])
+    b.add_operator("REDUCE_MIN", [y, b.add_tensor(**i32_const([2]))], [m], keep_dims=True)
+    z, _ = add_conv(b, m, [1, 6, 1, 8], 8, kernel=1, seed=42, out_q=dict(scale=0.1, zero_point=0))
+    logp = act(b, [1, 6, 1, 8], **LOG_SOFTMAX_Q)
+    b.add_operator("LOG_SOFTMAX", [z], [logp])
+    w, _ = add_conv(b, logp, [1, 6, 1, 8], 4, kernel=1, seed=43, in_scale=LOG_SOFTMAX_Q["scale"])
+    artifact = check(tmp_path, b.build([x], [w]))
+    tensors = artifact.memory.tensors
+    reduced = next(i for i, t in enumerate(tensors) if t["op"] == "reduce_min")
+    source, result = tensors[reduced - 1], tensors[reduced]
+    assert source["op"] == "conv2d"
+    assert result["offset"] < source["offset"] + source["bytes"] and source["offset"] < result["offset"] + result["bytes"]
