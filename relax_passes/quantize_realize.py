@@ -26,6 +26,7 @@ import tvm
 from tvm import relax
 from tvm.ir.expr import Call, Var
 
+from relax_passes.realize_activations import ActivationRealizer  # activations (act)
 from schedules import qnn_compute as qc
 from schedules import qnn_matrix as qm
 from schedules import qnn_reduce as qr
@@ -75,7 +76,7 @@ class QuantizeRealize:
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer:
+class _Realizer(ActivationRealizer):
     def __init__(self, func: relax.Function, float_io: bool, origins: dict) -> None:
         self.func = func
         self.float_io = float_io
@@ -482,8 +483,8 @@ class _Realizer:
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
-        if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
-            raise UnsupportedOperatorError("int8 logistic needs output scale 1/256 and zero point -128")
+        if out.zero_point != -128:  # TFLM's only check; it writes raw Q0.8 whatever the output scale
+            raise UnsupportedOperatorError("int8 logistic needs output zero point -128")
         params = [int(v) for v in qp.logistic_params(x.scalar_scale, x.scalar_zp).values()]
         return self._emit(qc.logistic, x.src, params=params, op="logistic", act_min=out.act_min, act_max=out.act_max)
 
@@ -674,6 +675,8 @@ class _Realizer:
         return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
+        if call.attrs.method == "linear":
+            return self._resize_bilinear(call, out)  # activations (act)
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
         attrs = call.attrs

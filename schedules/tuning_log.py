@@ -47,7 +47,7 @@ def read_log(path: str | os.PathLike | None) -> list[dict]:
     if path is None or not Path(path).is_file():
         return []
     records = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -59,6 +59,29 @@ def read_log(path: str | os.PathLike | None) -> list[dict]:
             if isinstance(record, dict) and "workload" in record and "config" in record:
                 records.append(record)
     return records
+
+
+def check_log(path: str | os.PathLike) -> None:
+    """Raise ValueError naming the first line of `path` that is not a tuning record.
+
+    A record is a JSON object with a string "workload" and an object "config". The last line may
+    be torn (a killed session's unfinished write, no newline yet); it is ignored as `read_log` does.
+    """
+    data = Path(path).read_bytes()
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        text = ""
+        try:
+            text = raw.decode("ascii")  # json.dumps writes ASCII
+            record = json.loads(text)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if number == len(lines) and number > 1 and text.lstrip().startswith("{"):
+                return  # a torn tail: the start of a record, cut off
+            raise ValueError(f"line {number} is not a JSON record ({type(e).__name__})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("workload"), str) or not isinstance(record.get("config"), dict):
+            raise ValueError(f"line {number} is not a tuning record (a JSON object with \"workload\" and a \"config\" object)")
 
 
 class TuningLog:

@@ -58,7 +58,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         return _window_trace(op, attrs, in_shape, out_shape, kernel)
     if op == "depthwise_conv2d_inplace":
         return _inplace_depthwise_trace(in_shape, out_shape)
-    if op in ("requantize", "clip", "quantize", "dequantize"):
+    if op in ("requantize", "clip", "quantize", "dequantize", "leaky_relu", "tanh", "lookup", "logistic", "hard_swish"):
         e = np.arange(n_out)
         return e, e, e
     if op in ("softmax", "log_softmax"):  # per row: all reads (max, sum), then read c / write c
@@ -68,7 +68,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         write_step = row * (depth + 1) + 1 + c
         first_pass = np.repeat(np.arange(rows) * (depth + 1), depth)
         return write_step, np.concatenate([first_pass, write_step]), np.concatenate([np.arange(n_out)] * 2)
-    if op in ("add", "mul"):
+    if op in ("add", "mul", "prelu"):
         padded = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
         source = np.broadcast_to(np.arange(int(np.prod(in_shape))).reshape(padded), out_shape).ravel()
         e = np.arange(n_out)

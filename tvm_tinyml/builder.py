@@ -24,6 +24,7 @@ from tvm_tinyml.flash_fit import int8_weight_configs
 from tvm_tinyml.lower import Lowered, lower
 from tvm_tinyml.macs import model_macs
 from tvm_tinyml.patch_plan import parse_patch, plan_patches
+from tvm_tinyml.quiet import native_stderr_captured
 from tvm_tinyml.targets import McuTarget, get_target
 from tvm_tinyml.tvm_plan import tvm_offsets
 
@@ -184,7 +185,7 @@ def build(
         raise TinyMLError(f"unknown memory planner {memory_planner!r}; available: tinyml, tvm")
     mcu = get_target(target)
     mod, info = frontend.load(model)
-    with tvm.target.Target(mcu.tvm_target):
+    with tvm.target.Target(mcu.tvm_target), native_stderr_captured():
         try:
             integer = QuantizeRealize(float_io=float_io, origins=info.origins)(mod)
         except UnsupportedOperatorError as err:

@@ -1,19 +1,135 @@
 """`tvm-tinyml` command line: compile, verify, memory, run, tune.
 
-Exit codes: 0 success, 1 a failed check (verify mismatch), 2 bad input (one line on stderr).
+Exit codes: 0 success, 1 a failed check (verify mismatch), 2 bad input (one line on stderr),
+3 an internal error (one line; TVM_TINYML_DEBUG=1 shows the traceback). With --json the last
+stdout line is one JSON object, on failure `{"error", "exit_code", "command", "model"}`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import traceback
+from pathlib import Path
 
 from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.quiet import DEBUG_ENV
 from tvm_tinyml.targets import TARGETS
 
-EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+# ---------------------------------------------------------------- argument types
+
+
+def _count(text: str) -> int:
+    """A whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is less than 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _overhead(text: str) -> float:
+    """A finite fraction in [0, 10] (0.2 = 20% extra MACs)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 10.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a fraction between 0 and 10")
+    return value
+
+
+def _patch(text: str) -> str:
+    from tvm_tinyml.patch_plan import parse_patch
+
+    try:
+        parse_patch(text)
+    except TinyMLError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def _output_dir(text: str) -> str:
+    """A directory we can write into: created up front (with its parents) if missing."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty output directory path")
+    path = Path(text)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{text}: cannot create the directory: {err.strerror}") from None
+    if not os.access(path, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text}: the directory is not writable")
+    return text
+
+
+def _output_file(text: str) -> str:
+    """A file path we can write: its directory is created if missing, and the file opened once."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty output file path")
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{text}: cannot write the file: {err.strerror}") from None
+    if not existed:
+        path.unlink()
+    return text
+
+
+def _tuning_log(text: str, must_exist: bool) -> str:
+    from schedules.tuning_log import check_log
+
+    path = Path(text)
+    if not path.exists():
+        if must_exist:
+            raise argparse.ArgumentTypeError(f"{text} does not exist (write one with `tvm-tinyml tune`)")
+        _output_file(text)
+        return text
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is not a file")
+    try:
+        check_log(path)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"{text}: cannot read: {err.strerror}") from None
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text}: {err}") from None
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and a JSON object under --json) with exit 2."""
+
+    def error(self, message: str):
+        raise _UsageError(f"{self.prog}: {message}")
+
+
+class _UsageError(Exception):
+    pass
 
 
 def _build_options(args: argparse.Namespace) -> dict:
@@ -33,6 +149,9 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     memory = artifact.memory
     print(f"wrote {', '.join(sorted(artifact.sources))} to {out}")
     print(f"arena {memory.arena_bytes:,} B, weights {memory.flash_bytes:,} B on {memory.target}")
+    if args.json:
+        print(json.dumps({"model": artifact.name, "target": memory.target, "output": str(out), "files": sorted(artifact.sources),
+                          "arena_bytes": memory.arena_bytes, "flash_bytes": memory.flash_bytes}))
     return EXIT_OK
 
 
@@ -101,21 +220,22 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     targets = sorted(TARGETS)
 
     p = sub.add_parser("compile", help="compile a model to C sources")
     p.add_argument("model", help=".tflite or .onnx (QDQ) model")
     p.add_argument("--target", default="stm32f746", choices=targets)
-    p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("-o", "--output", required=True, type=_output_dir, help="output directory")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("verify", help="run the generated C on the host against the reference interpreter")
     p.add_argument("model")
     p.add_argument("--target", default="host", choices=targets)
-    p.add_argument("--inputs", type=int, default=20, help="number of random inputs (default 20)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inputs", type=_count, default=20, help="number of random inputs (default 20)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_verify)
 
@@ -124,7 +244,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="stm32f746", choices=targets)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--tensors", action="store_true", help="with --json, include the per-tensor table")
-    p.add_argument("--plot", metavar="FILE.png", help="draw the arena over time")
+    p.add_argument("--plot", metavar="FILE.png", type=_output_file, help="draw the arena over time")
     p.set_defaults(func=_cmd_memory)
     for command in sub.choices.values():
         command.add_argument(
@@ -136,16 +256,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746", "host"])
     p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
     p.add_argument("--target", choices=targets, help="an emulated board takes this target's SRAM and flash limits (same core)")
-    p.add_argument("--inputs", type=int, default=5, help="number of random inputs (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--inputs", type=_count, default=5, help="number of random inputs (default 5)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("tune", help="autotune the model's kernels on a board; append every measurement to a log")
     p.add_argument("model")
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746"])
-    p.add_argument("--trials", type=int, default=300, help="measurements in all, counting those already in the log")
-    p.add_argument("--log", required=True, metavar="F", help="tuning log (JSON lines; appended; resumed)")
+    p.add_argument("--trials", type=_count, default=300, help="measurements in all, counting those already in the log")
+    p.add_argument("--log", required=True, metavar="F", type=lambda t: _tuning_log(t, must_exist=False),
+                   help="tuning log (JSON lines; appended; resumed)")
     p.add_argument("--tuner", default="xgb", choices=["xgb", "random", "grid"])
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_tune)
@@ -154,32 +275,54 @@ def _parser() -> argparse.ArgumentParser:
         if name == "tune":
             continue
         command.add_argument(
-            "--patch", default="off", metavar="auto|off|K,N",
+            "--patch", default="off", metavar="auto|off|K,N", type=_patch,
             help="patch-based inference: auto, off (default), or K,N = the first K layers in NxN patches (also K,NxM)",
         )
         command.add_argument(
-            "--patch-mac-overhead", type=float, default=0.20, metavar="X",
+            "--patch-mac-overhead", type=_overhead, default=0.20, metavar="X",
             help="with --patch auto: the most extra MACs allowed (default 0.20 = 20%%)",
         )
         if name in ("compile", "run", "verify"):
-            command.add_argument("--tuning-log", metavar="F", help="tuning log (from `tvm-tinyml tune`) to build with")
+            command.add_argument("--tuning-log", metavar="F", type=lambda t: _tuning_log(t, must_exist=True),
+                                 help="tuning log (from `tvm-tinyml tune`) to build with")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tvm-tinyml` console script."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = None
     try:
+        args = _parser().parse_args(argv)
         return args.func(args)
+    except _UsageError as err:
+        return _fail(argv, args, str(err), EXIT_BAD_INPUT, prefix="")
     except TinyMLError as err:
-        print(f"tvm-tinyml: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(argv, args, str(err), EXIT_BAD_INPUT)
     except KeyboardInterrupt:
-        print("tvm-tinyml: interrupted", file=sys.stderr)
-        return 130
+        return _fail(argv, args, "interrupted", 130)
     except BrokenPipeError:  # the reader went away (`tvm-tinyml memory M | head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as err:  # the one boundary: anything unexpected is a bug of ours
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        first = (str(err).strip().splitlines() or [""])[0]
+        message = f"internal error: {type(err).__name__}: {first} (please report; rerun with {DEBUG_ENV}=1 for the traceback)"
+        return _fail(argv, args, message, EXIT_INTERNAL)
+
+
+def _fail(argv: list[str], args: argparse.Namespace | None, message: str, code: int, prefix: str = "tvm-tinyml: error: ") -> int:
+    """Print the one stderr line of a failure (and under --json the JSON error object); return `code`."""
+    message = " ".join(message.split())  # one line, whatever the exception held
+    print(f"{prefix}{message}", file=sys.stderr)
+    wants_json = getattr(args, "json", False) if args is not None else "--json" in argv
+    if wants_json:
+        command = getattr(args, "command", None) if args is not None else next((a for a in argv if not a.startswith("-")), None)
+        model = getattr(args, "model", None) if args is not None else None
+        print(json.dumps({"error": message, "exit_code": code, "command": command, "model": model}))
+    sys.stdout.flush()
+    return code
 
 
 if __name__ == "__main__":

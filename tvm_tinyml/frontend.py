@@ -23,6 +23,8 @@ from tvm.relax.frontend.onnx import from_onnx as _tvm_from_onnx
 from tvm.relax.frontend.tflite import tflite_frontend
 
 from .errors import TinyMLError, UnsupportedOperatorError
+from .quiet import native_stderr_captured
+from .validate import validate_onnx, validate_tflite
 
 SUPPORTED_TFLITE_OPS = frozenset(
     {
@@ -57,8 +59,17 @@ SUPPORTED_TFLITE_OPS = frozenset(
         # matrix family
         "BATCH_MATMUL",
         "TRANSPOSE_CONV",
+        # activations and bilinear resize (act)
+        "LEAKY_RELU",
+        "PRELU",
+        "TANH",
+        "ELU",
+        "RSQRT",
+        "RESIZE_BILINEAR",
     }
 )
+# Builtins TFLite Micro has no kernel for: without a bit-exact reference we refuse them.
+_NO_TFLM_KERNEL = frozenset({"RELU_N1_TO_1", "RELU_0_TO_1"})
 
 _TFLITE_OP_NAMES = {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_")}
 _TFLITE_DTYPES = {v: k.lower() for k, v in vars(tflite.TensorType).items() if not k.startswith("_")}
@@ -152,15 +163,34 @@ def _import_tflite(model: tflite.Model, path: str, origins: dict | None = None) 
             tables.append(self.exp_tab)
 
     mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter))
-    if origins is not None and tables:
-        graph = model.Subgraphs(0)
-        for index in range(graph.OperatorsLength()):
-            op = graph.Operators(index)
-            for tensor in np.atleast_1d(op.OutputsAsNumpy()):
-                expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode())
-                if expr is not None:
-                    origins[expr] = f"operator #{index} ({_tflite_op_name(model, op)})"
+    graph = model.Subgraphs(0)
+    for index in range(graph.OperatorsLength()):
+        op = graph.Operators(index)
+        where = f"operator #{index} ({_tflite_op_name(model, op)})"
+        for tensor in np.atleast_1d(op.OutputsAsNumpy()):
+            expr = tables[0].exprs.get(graph.Tensors(int(tensor)).Name().decode()) if tables else None
+            if expr is None:
+                continue
+            _check_declared_shape(path, where, graph, int(tensor), expr)
+            if origins is not None:
+                origins[expr] = where
     return mod
+
+
+def _check_declared_shape(path: str, where: str, graph, index: int, expr) -> None:
+    """A TFLite output tensor's declared shape must be the one its operator computes (as TFLite
+    Micro's Prepare would find it); a model that disagrees with itself is refused."""
+    ty = getattr(expr, "ty", None)
+    if not isinstance(ty, relax.TensorType) or ty.shape is None:
+        return
+    computed = [int(d) if isinstance(d, tvm.tirx.IntImm) else None for d in ty.shape]
+    tensor = graph.Tensors(index)
+    declared = [int(d) for d in np.atleast_1d(tensor.ShapeAsNumpy())] if tensor.ShapeLength() else []
+    if None not in computed and int(np.prod(computed)) != int(np.prod(declared)):
+        raise TinyMLError(
+            f"{path}: {where}: output tensor #{index} '{tensor.Name().decode(errors='replace')}' is declared "
+            f"{declared} but the operator computes {computed}"
+        )
 
 
 def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
@@ -188,61 +218,20 @@ def _read(path: str) -> bytes:
 
 
 def _parse_tflite(data: bytes, path: str) -> tflite.Model:
-    """Parse and structurally validate the contents of a .tflite file."""
+    """Parse and validate the contents of a .tflite file (`validate.validate_tflite`)."""
     if sniff_format(data, path) != "tflite":
         raise TinyMLError(f"{path}: not a TFLite model")
     try:
         model = tflite.Model.GetRootAsModel(data, 0)
-        _check_tflite_structure(model, len(data))
     except Exception as e:  # flatbuffers has no verifier: any read may fail on a corrupt file
         raise TinyMLError(f"{path}: truncated or corrupt TFLite file ({_first_line(e)})") from None
+    validate_tflite(model, len(data), path)
     return model
-
-
-def _check_tflite_structure(model: tflite.Model, size: int) -> None:
-    """Read every table of the main subgraph the importer reads, so corruption fails here."""
-
-    def count(n: int) -> int:
-        if not 0 <= n <= size // 4:
-            raise ValueError(f"implausible vector length {n}")
-        return n
-
-    num_buffers = count(model.BuffersLength())
-    for i in range(num_buffers):
-        model.Buffers(i).DataAsNumpy()
-    num_codes = count(model.OperatorCodesLength())
-    for i in range(num_codes):
-        model.OperatorCodes(i).BuiltinCode()
-    if count(model.SubgraphsLength()) == 0:
-        raise ValueError("no subgraph")
-    graph = model.Subgraphs(0)
-    num_tensors = count(graph.TensorsLength())
-    for i in range(num_tensors):
-        tensor = graph.Tensors(i)
-        tensor.Name().decode()
-        count(len(np.atleast_1d(tensor.ShapeAsNumpy())))
-        if not 0 <= tensor.Buffer() < num_buffers:
-            raise ValueError(f"tensor {i} refers to missing buffer {tensor.Buffer()}")
-        if tensor.Quantization() is not None:
-            tensor.Quantization().ScaleAsNumpy()
-            tensor.Quantization().ZeroPointAsNumpy()
-    _check_indices(np.concatenate(_io_indices(graph)), num_tensors, "graph input/output")
-    for i in range(count(graph.OperatorsLength())):
-        op = graph.Operators(i)
-        if not 0 <= op.OpcodeIndex() < num_codes:
-            raise ValueError(f"operator {i} has no operator code")
-        _check_indices(np.concatenate(_io_indices(op)), num_tensors, f"operator {i}")
 
 
 def _io_indices(node) -> tuple[np.ndarray, np.ndarray]:
     """Input and output tensor indices of a TFLite subgraph or operator."""
     return np.atleast_1d(node.InputsAsNumpy()), np.atleast_1d(node.OutputsAsNumpy())
-
-
-def _check_indices(indices: np.ndarray, num_tensors: int, what: str) -> None:
-    """Tensor indices must be -1 (optional input) or name an existing tensor."""
-    if indices.size and (indices.min() < -1 or indices.max() >= num_tensors):
-        raise ValueError(f"{what} refers to a missing tensor")
 
 
 def _tflite_op_name(model: tflite.Model, op) -> str:
@@ -266,6 +255,10 @@ def _check_tflite_ops(model: tflite.Model, path: str) -> None:
         hint = "the TFLite converter (full integer quantization)"
         raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
     for index, name in enumerate(names):
+        if name in _NO_TFLM_KERNEL:
+            raise UnsupportedOperatorError(
+                f"{path}: operator #{index} ({name}) is not supported: TFLite Micro has no kernel for it"
+            )
         if name not in SUPPORTED_TFLITE_OPS:
             raise UnsupportedOperatorError(f"{path}: operator #{index} ({name}) is not supported")
 
@@ -291,13 +284,16 @@ def _parse_onnx_file(data: bytes, path: str) -> onnx.ModelProto:
     model = _parse_onnx(data)
     if model is None:
         raise TinyMLError(f"{path}: not an ONNX model")
+    validate_onnx(model, path)
     return model
 
 
 def _tvm_import(path: str, importer) -> tvm.IRModule:
-    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors."""
+    """Run a TVM importer, turning its exceptions into one-line TinyMLErrors (TVM's own stderr
+    lines are kept out of the terminal)."""
     try:
-        return importer()
+        with native_stderr_captured():
+            return importer()
     except tvm.error.OpNotImplemented as e:
         raise UnsupportedOperatorError(f"{path}: {_first_line(e)}") from None
     except Exception as e:
@@ -419,6 +415,8 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         "ARG_MIN",
         # matrix family
         "BATCH_MATMUL",
+        "PRELU",  # activations (act)
+        "ELU",
     }
 
     def get_tensors(self, tensors_idx_list):
@@ -428,7 +426,7 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         a 1-D per-channel bias whose converter copied the 4-D weight's dimension (person_detect's
         depthwise biases carry 3). Relax's dequantize needs an axis inside the tensor.
         """
-        wrappers = super().get_tensors(tensors_idx_list)
+        wrappers = [self._tensor_wrapper(int(i)) for i in self._indices_or_empty(tensors_idx_list)]
         for wrapper in wrappers:
             params = wrapper.qnn_params
             if params is None or wrapper.tensor == 0:
@@ -437,6 +435,16 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
             if not 0 <= params["axis"] < max(rank, 1):
                 params["axis"] = max(rank - 1, 0)
         return wrappers
+
+    def _tensor_wrapper(self, index: int) -> tflite_frontend.TensorWrapper:
+        """TVM's wrapper of one tensor; a quantization table without scales (palm_detection's
+        int32 shape and size constants) means unquantized, as in TFLite Micro."""
+        if index >= 0:
+            tensor = self.subgraph.Tensors(index)
+            quant = tensor.Quantization()
+            if quant is not None and quant.ScaleLength() == 0:
+                return tflite_frontend.TensorWrapper(index, tensor, self.model.Buffers(tensor.Buffer()))
+        return super().get_tensors([index])[0]
 
     def convert_pad(self, op):
         """Convert TFLite PAD/PADV2; padding with real 0.0 is padding with the zero point."""
@@ -583,6 +591,37 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         return self.convert_qnn_fused_activation_function(
             out, options.FusedActivationFunction(), scale, zero_point, self.get_tensor_type_str(output.tensor.Type())
         )
+
+    # ---------------------------------------------------------------- activations (act)
+
+    def convert_prelu(self, op):
+        """Convert quantized TFLite PRELU to where(x >= 0, x, x * alpha), alpha (a constant or
+        an activation) broadcast against x; the pass matches exactly this pattern."""
+        if not self.is_quantized(op):
+            return super().convert_prelu(op)
+        x = self._dequantized_input(op)
+        alpha_tensor = self.get_input_tensors(op)[1]
+        alpha = self.dequantize(self.get_tensor_expr(alpha_tensor), alpha_tensor)
+        out = relax.op.where(relax.op.greater_equal(x, relax.const(0.0)), x, relax.op.multiply(x, alpha))
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_elu(self, op):
+        """Convert quantized TFLite ELU to where(x < 0, exp(x) - 1, x) (matched by the pass)."""
+        if not self.is_quantized(op):
+            return super().convert_elu(op)
+        x = self._dequantized_input(op)
+        out = relax.op.where(relax.op.less(x, relax.const(0.0)), relax.op.exp(x) - relax.const(1.0), x)
+        return self.quantize(out, self.get_output_tensors(op)[0])
+
+    def convert_resize_bilinear(self, op):
+        """Convert TFLite RESIZE_BILINEAR, refusing align_corners with half_pixel_centers as
+        TFLite Micro does (TVM's converter would silently pick half-pixel)."""
+        from tflite.ResizeBilinearOptions import ResizeBilinearOptions
+
+        options = self._get_builtin_options(op, ResizeBilinearOptions)
+        if options.AlignCorners() and options.HalfPixelCenters():
+            raise tvm.error.OpNotImplemented("RESIZE_BILINEAR with both align_corners and half_pixel_centers")
+        return super().convert_resize_bilinear(op)
 
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""

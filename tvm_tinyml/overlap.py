@@ -21,6 +21,8 @@ _ELEMENTWISE = {"requantize", "clip", "quantize", "dequantize", "softmax"}
 # reduce into one output element at a time, as mean does (int8 outputs only)
 _ELEMENTWISE |= {"log_softmax"}
 _REDUCTIONS = ("mean", "sum", "reduce_max", "reduce_min")
+_ELEMENTWISE |= {"leaky_relu", "tanh", "lookup", "logistic", "hard_swish"}  # activations (act): read x[i], write y[i]
+_BROADCAST_BINARY = ("add", "mul", "prelu")
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
 
 
@@ -47,11 +49,11 @@ def max_overlap_delta(
 def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple[int, ...]], output_shape: tuple[int, ...]) -> np.ndarray | None:
     """For each element of input `input_index`, the last output element (row-major) that reads it; -1 if none."""
     in_shape = input_shapes[input_index]
-    if input_index > 0 and op not in ("add", "mul", "concatenate"):
+    if input_index > 0 and op not in (*_BROADCAST_BINARY, "concatenate"):
         return None  # weights, bias and requantization parameters are constants
     if op in _ELEMENTWISE:
         return np.arange(int(np.prod(in_shape)))
-    if op in ("add", "mul"):
+    if op in _BROADCAST_BINARY:
         return _gather_last(_broadcast_source(in_shape, output_shape), int(np.prod(in_shape)))
     if op == "dense":
         rows, units = output_shape

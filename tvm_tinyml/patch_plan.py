@@ -73,7 +73,7 @@ def parse_patch(spec) -> str | PatchChoice:
             start, _, rest = spec.rpartition(":")
             split, grid = rest.split(",")
             n, _, m = grid.lower().partition("x")
-            return PatchChoice(int(start or 0), int(split), (int(n), int(m or n)))
+            return _checked(spec, PatchChoice(int(start or 0), int(split), (int(n), int(m or n))))
         except ValueError:
             raise TinyMLError(f"bad patch plan {spec!r}: use auto, off, K,N (first K layers in NxN patches), K,NxM or S:K,N") from None
     items = tuple(spec)
@@ -83,7 +83,16 @@ def parse_patch(spec) -> str | PatchChoice:
         raise TinyMLError(f"bad patch plan {spec!r}: use (split, n), (split, (n, m)) or (start, split, n)")
     start, split, grid = items
     grid = (grid, grid) if isinstance(grid, int) else tuple(grid)
-    return PatchChoice(int(start), int(split), (int(grid[0]), int(grid[1])))
+    return _checked(spec, PatchChoice(int(start), int(split), (int(grid[0]), int(grid[1]))))
+
+
+def _checked(spec, choice: PatchChoice) -> PatchChoice:
+    """`choice`, if its layer range and grid make sense."""
+    if choice.start < 0 or choice.split <= choice.start:
+        raise TinyMLError(f"bad patch plan {spec!r}: the patched layers S..K-1 need 0 <= S < K")
+    if min(choice.grid) < 1:
+        raise TinyMLError(f"bad patch plan {spec!r}: a patch grid needs at least 1x1 patches")
+    return choice
 
 
 def mac_overhead(mod: tvm.IRModule, start: int, split: int, grid: tuple[int, int], base_macs: int) -> float:

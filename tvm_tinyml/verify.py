@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tvm_tinyml import reference
+from tvm_tinyml.reference_child import run_reference
 from tvm_tinyml.builder import Artifact, build
 
 TOLERANCE = {"tflite": 0, "onnx": 1}
@@ -76,10 +76,7 @@ def entry_inputs(input_sets: list[list[np.ndarray]], meta: dict, key: str = "dty
 
 def reference_outputs(model_path: str, meta: dict, input_sets: list[list[np.ndarray]]) -> list[list[np.ndarray]]:
     """The reference interpreter's outputs for int8-domain input sets."""
-    ref_sets = entry_inputs(input_sets, meta, "source_dtype")
-    if meta["format"] == "tflite":
-        return reference.run_tflm_batch(model_path, ref_sets)
-    return [reference.run_onnxruntime(model_path, xs) for xs in ref_sets]
+    return run_reference(meta["format"], model_path, entry_inputs(input_sets, meta, "source_dtype"))
 
 
 def compare(our_outputs: list[list[np.ndarray]], ref_outputs: list[list[np.ndarray]], meta: dict) -> tuple[int, int]:

@@ -204,8 +204,9 @@ static inline int32_t tinyml_exp_on_negative_values_q5(int32_t a) {
   return a == 0 ? INT32_MAX : result;
 }
 
-/* gemmlowp::one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out. */
-static inline int32_t tinyml_one_over_one_plus_x_for_x_in_0_1(int32_t a) {
+/* The Newton-Raphson division shared by gemmlowp's one_over_one_plus_x_for_x_in_0_1 and
+ * one_minus_x_over_one_plus_x_for_x_in_0_1: 1 / ((a + 1) / 2) as Q2.29, a in Q0.31. */
+static inline int32_t tinyml_newton_inverse_half_sum_q2(int32_t a) {
   const int32_t constant_48_over_17 = 1515870810;    /* Q2.29 */
   const int32_t constant_neg_32_over_17 = -1010580540; /* Q2.29 */
   const int32_t one_q2 = 1 << 29;
@@ -224,7 +225,12 @@ static inline int32_t tinyml_one_over_one_plus_x_for_x_in_0_1(int32_t a) {
                     x, one_minus_half_denominator_times_x),
                 2);
   }
-  return tinyml_saturating_shift_left(x, 1);
+  return x;
+}
+
+/* gemmlowp::one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out. */
+static inline int32_t tinyml_one_over_one_plus_x_for_x_in_0_1(int32_t a) {
+  return tinyml_saturating_shift_left(tinyml_newton_inverse_half_sum_q2(a), 1);
 }
 
 /* tflite::GetReciprocal (kernels/internal/common.h). */
@@ -577,6 +583,77 @@ static inline void tinyml_log_softmax_rows_f32(const float *in, float *out,
     log_sum = logf(sum);
     for (c = 0; c < depth; ++c) out[c] = in[c] - max - log_sum;
   }
+}
+
+/* ---- activations (LEAKY_RELU, PRELU, TANH) ------------------------------ */
+
+/* reference_ops::QuantizeLeakyRelu (int8) for one element. Arguments after x
+ * are the keys of act_params.leaky_relu_params() in order; a negative alpha
+ * multiplier is applied as its magnitude, then negated, as TFLM does. */
+static inline int8_t tinyml_leaky_relu_i8(int32_t x, int32_t input_zp,
+                                          int32_t output_zp,
+                                          int32_t identity_mult,
+                                          int32_t identity_shift,
+                                          int32_t alpha_mult,
+                                          int32_t alpha_shift) {
+  const int32_t input = x - input_zp;
+  int32_t scaled;
+  if (input >= 0) {
+    scaled = tinyml_mul_by_quantized_multiplier(input, identity_mult,
+                                                identity_shift);
+  } else {
+    scaled = tinyml_mul_by_quantized_multiplier(
+        input, alpha_mult < 0 ? -alpha_mult : alpha_mult, alpha_shift);
+    scaled = alpha_mult < 0 ? -scaled : scaled;
+  }
+  return tinyml_clamp_i8(output_zp + scaled, INT8_MIN, INT8_MAX);
+}
+
+/* reference_ops::BroadcastPrelu4DSlow (int8) for one element pair. Arguments
+ * after x, alpha are the keys of act_params.prelu_params() in order. */
+static inline int8_t tinyml_prelu_i8(int32_t x, int32_t alpha,
+                                     int32_t input_offset, int32_t alpha_offset,
+                                     int32_t mult_1, int32_t shift_1,
+                                     int32_t mult_2, int32_t shift_2,
+                                     int32_t output_zp) {
+  const int32_t input = input_offset + x;
+  const int32_t scaled =
+      input >= 0 ? tinyml_mul_by_quantized_multiplier(input, mult_1, shift_1)
+                 : tinyml_mul_by_quantized_multiplier(
+                       input * (alpha_offset + alpha), mult_2, shift_2);
+  return tinyml_clamp_i8(scaled + output_zp, INT8_MIN, INT8_MAX);
+}
+
+/* gemmlowp::tanh for FixedPoint<int32_t, 4> (Q4.27) input, Q0.31 result:
+ * tanh(|a|) = one_minus_x_over_one_plus_x(exp(-2|a|)), the Q4 raw value read
+ * as Q5 being the doubling. */
+static inline int32_t tinyml_tanh_q4(int32_t a) {
+  int32_t t;
+  if (a == 0) return 0;
+  t = tinyml_saturating_shift_left(
+      tinyml_newton_inverse_half_sum_q2(
+          tinyml_exp_on_negative_values_q5(a < 0 ? a : -a)) -
+          (1 << 29),
+      2);
+  return a < 0 ? -t : t;
+}
+
+/* reference_integer_ops::Tanh (int8) for one element: raw Q0.7 output (TFLM
+ * ignores the output quantization). Arguments after x are the keys of
+ * act_params.tanh_params() in order. */
+static inline int8_t tinyml_tanh_i8(int32_t x, int32_t input_zp,
+                                    int32_t input_range_radius,
+                                    int32_t input_multiplier,
+                                    int32_t input_left_shift) {
+  const int32_t input = x - input_zp;
+  if (input <= -input_range_radius) return INT8_MIN;
+  if (input >= input_range_radius) return INT8_MAX;
+  return tinyml_clamp_i8(
+      tinyml_rounding_divide_by_pot(
+          tinyml_tanh_q4(tinyml_mul_by_quantized_multiplier(
+              input, input_multiplier, input_left_shift)),
+          24),
+      INT8_MIN, INT8_MAX);
 }
 
 #endif /* TINYML_MATH_H_ */
