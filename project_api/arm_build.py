@@ -10,7 +10,7 @@ from pathlib import Path
 from project_api.server import ServerError
 
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections"]
-LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
+LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-lm"]  # -lm: expf/logf of float model ends
 TOOLCHAIN_HINT = "install the Arm toolchain: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
 FLASH_SECTIONS = (".text", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".stack", ".data", ".bss", ".arena")

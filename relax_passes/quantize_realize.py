@@ -31,6 +31,8 @@ from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, 
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
+from schedules import qnn_matrix as qm
+from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
 
@@ -52,6 +54,10 @@ class _Dequant:
     @property
     def scalar_zp(self) -> int:
         return int(self.zero_point.reshape(-1)[0])
+
+
+# float ops whose `add` of a dequantized int32 constant is their bias
+_BIAS_CORES = ("relax.nn.conv2d", "relax.matmul", "relax.nn.conv2d_transpose")
 
 
 def _op_name(value) -> str:
@@ -187,6 +193,8 @@ class _Realizer(ActivationRealizer, MovementRealizer):
                 scale, zero_point = self._affine(value)
                 return self._emit(qc.dequantize_i8, self.env[value.args[0]], relax.const(np.float32([scale])), zero_point, op="dequantize")
             return self.env[value.args[0]]
+        if _op_name(value) == "relax.nn.log_softmax" and self._dequant(value.args[0]) is not None:
+            return self._float_log_softmax(value)
         raise UnsupportedOperatorError(f"output {var}: not an int8 tensor or a DEQUANTIZE of one")
 
     def _visit_named(self, var: Var, value) -> None:
@@ -210,6 +218,10 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             self.env[var] = self.bb.emit(relax.op.reshape(self.env[value.args[0]], var.ty.shape))
         elif name in MOVEMENT_RELAX_OPS and var.ty.dtype == "int8" and self._movement_sources(name, value) is not None:
             self.env[var] = self._realize_movement(name, var, value)  # data movement (movement_realize.py)
+        elif name == "relax.permute_dims" and value.args[0] in self.env:  # BATCH_MATMUL adj_x / adj_y
+            self.env[var] = self._emit(qc.transpose, self.env[value.args[0]], axes=[int(a) for a in value.attrs.axes], op="transpose")
+        elif name in ("relax.argmax", "relax.argmin") and value.args[0] in self.env:
+            self._realize_arg_min_max(var, value)
         elif name == "relax.astype" and var.ty.dtype == "int8":
             self._realize_int_pool(var, value)
         elif name == "relax.nn.max_pool2d" and value.args[0] in self.env:
@@ -268,12 +280,20 @@ class _Realizer(ActivationRealizer, MovementRealizer):
 
     def _fused_clip(self, var: Var) -> tuple[int, int, Var]:
         """Bounds of an int8 clip that is the only user of `var` (marks it folded)."""
+        clip = self._single_user(var, "relax.clip")
+        if clip is None:
+            return -128, 127, var
+        self.folded.add(clip)
+        value = self.defs[clip]
+        return int(value.args[1].value), int(value.args[2].value), clip
+
+    def _single_user(self, var: Var, op_name: str) -> Var | None:
+        """The variable bound to the only use of `var` if that use is an `op_name` call."""
         if self.uses[var] == 1:
             for b in self.bindings:
-                if _op_name(b.value) == "relax.clip" and b.value.args[0].same_as(var):
-                    self.folded.add(b.var)
-                    return int(b.value.args[1].value), int(b.value.args[2].value), b.var
-        return -128, 127, var
+                if _op_name(b.value) == op_name and b.value.args[0].same_as(var):
+                    return b.var
+        return None
 
     # ---------------------------------------------------------------- patterns
     def _realize_quantize(self, var: Var, value: Call) -> None:
@@ -318,7 +338,7 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         if name == "relax.add":
             for core, other in ((value.args[0], value.args[1]), (value.args[1], value.args[0])):
                 leaf = self._dequant(other)
-                if _op_name(self._def(core)) in ("relax.nn.conv2d", "relax.matmul") and leaf is not None and isinstance(leaf.src, np.ndarray):
+                if _op_name(self._def(core)) in _BIAS_CORES and leaf is not None and isinstance(leaf.src, np.ndarray):
                     bias = leaf.src.reshape(-1).astype(np.int32)
                     value, name = self._def(core), _op_name(self._def(core))
                     break
@@ -354,15 +374,20 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             out_channels = kernel.shape[2]
         else:
             raise UnsupportedOperatorError(f"grouped conv2d (groups={groups}) is not supported")
-        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
-        mult = np.broadcast_to(mult, (out_channels,)).astype(np.int32)
-        shift = np.broadcast_to(shift, (out_channels,)).astype(np.int32)
-        bias = np.zeros(out_channels, np.int32) if bias is None else bias
+        mult, shift, bias = self._channel_requant(x, w, out, out_channels, bias)
         return self._emit(
             compute, src, relax.const(kernel.astype(np.int8)), relax.const(bias), relax.const(mult), relax.const(shift),
             op=op, strides=[int(s) for s in attrs.strides], pads=pads, dilation=[int(d) for d in attrs.dilation],
             in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max, layout=layout,
         )
+
+    @staticmethod
+    def _channel_requant(x: _Dequant, w: _Dequant, out: "_OutQuant", channels: int, bias):
+        """Per-output-channel (multiplier, shift) of a conv/matmul, and its bias (zeros if none)."""
+        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
+        mult = np.broadcast_to(mult, (channels,)).astype(np.int32)
+        shift = np.broadcast_to(shift, (channels,)).astype(np.int32)
+        return mult, shift, np.zeros(channels, np.int32) if bias is None else bias
 
     @staticmethod
     def _spatial_layout(layout: str, op: str) -> str:
@@ -387,14 +412,13 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return x.src, (0, 0, 0, 0)
 
     def _q_matmul(self, call: Call, out: "_OutQuant", bias):
+        if bias is None and not self._is_dense_weight(call.args[1]):
+            return self._batch_matmul(call, out)
         x = self._input(call.args[0])
         w = self._weights(call.args[1])
         weight = np.ascontiguousarray(w.src.T).astype(np.int8)  # [K, N] -> [N, K]
         n = weight.shape[0]
-        mult, shift = qp.conv_output_multipliers(x.scalar_scale, w.scale.reshape(-1).astype(np.float32), out.scale)
-        mult = np.broadcast_to(mult, (n,)).astype(np.int32)
-        shift = np.broadcast_to(shift, (n,)).astype(np.int32)
-        bias = np.zeros(n, np.int32) if bias is None else bias
+        mult, shift, bias = self._channel_requant(x, w, out, n, bias)
         data = x.src
         rank = len(call.args[0].ty.shape)
         if rank != 2:
@@ -450,6 +474,45 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             return params_fn(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp,
                              out.scale, out.zero_point, out.act_min, out.act_max).values()
         return params_of
+    # ---------------------------------------------------------------- matrix family
+    def _is_dense_weight(self, expr) -> bool:
+        """A constant 2-D right-hand side with zero points 0: FULLY_CONNECTED's `dense` kernel."""
+        w = self._dequant(expr)
+        return w is not None and isinstance(w.src, np.ndarray) and w.src.ndim == 2 and not np.any(w.zero_point != 0)
+
+    def _batch_matmul(self, call: Call, out: "_OutQuant"):
+        """BATCH_MATMUL: int8 x int8 (activation or constant right-hand side), per-tensor scales."""
+        a, b = self._dequant(call.args[0]), self._dequant(call.args[1])
+        if a is None or b is None:
+            raise UnsupportedOperatorError("BATCH_MATMUL operands must be int8 tensors or int8 constants")
+        if (out.act_min, out.act_max) != (-128, 127):
+            raise UnsupportedOperatorError("BATCH_MATMUL followed by a clamp is not supported")
+        mult, shift = qp.conv_output_multipliers(a.scalar_scale, np.float32(b.scalar_scale), out.scale)
+        lhs, rhs = (relax.const(v.src.astype(np.int8)) if isinstance(v.src, np.ndarray) else v.src for v in (a, b))
+        return self._emit(
+            qm.batch_matmul, lhs, rhs, op="batch_matmul", out_shape=[int(d) for d in call.ty.shape],
+            lhs_zp=a.scalar_zp, rhs_zp=b.scalar_zp, mult=int(mult[0]), shift=int(shift[0]), out_zp=out.zero_point,
+        )
+
+    def _q_nn_conv2d_transpose(self, call: Call, out: "_OutQuant", bias):
+        """TRANSPOSE_CONV (NHWC data, IOHW weights as the TFLite importer makes them)."""
+        attrs = call.attrs
+        if (attrs.data_layout, attrs.kernel_layout) != ("NHWC", "IOHW") or int(attrs.groups) != 1:
+            raise UnsupportedOperatorError(f"conv2d_transpose {attrs.data_layout}/{attrs.kernel_layout} groups={attrs.groups} is not supported")
+        if any(int(d) != 1 for d in attrs.dilation) or any(int(p) for p in attrs.output_padding):
+            raise UnsupportedOperatorError("conv2d_transpose with dilation or output padding is not supported")
+        x = self._input(call.args[0])
+        w = self._weights(call.args[1])
+        kernel = np.ascontiguousarray(w.src.transpose(1, 2, 3, 0)).astype(np.int8)  # IOHW -> OHWI
+        out_channels = kernel.shape[0]
+        mult, shift, bias = self._channel_requant(x, w, out, out_channels, bias)
+        shape = [int(d) for d in call.ty.shape]
+        return self._emit(
+            qm.transpose_conv2d, x.src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
+            op="transpose_conv2d", strides=[int(s) for s in attrs.strides], pads=[int(attrs.padding[0]), int(attrs.padding[1])],
+            out_hw=shape[1:3], in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
+        )
+
 
     def _q_add(self, call: Call, out: "_OutQuant", bias):
         return self._binary(call.args, call, qc.elementwise_add, "add", self._rescaled(qp.add_params, out))
@@ -476,10 +539,10 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return self._binary(call.args, call, qb.minimum, "minimum", lambda a, b: (out.act_min, out.act_max))
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
-        x = self._input(call.args[0])
+        x, beta = self._softmax_input(call)
         if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
             raise UnsupportedOperatorError("int8 softmax needs output scale 1/256 and zero point -128")
-        mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale)
+        mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale, beta)
         return self._emit(qc.softmax, x.src, op="softmax", input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
@@ -521,15 +584,94 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return const is not None and const.size == 1 and float(const.reshape(-1)[0]) == value
 
     def _q_mean(self, call: Call, out: "_OutQuant", bias):
+        return self._mean_or_sum(call, out, qp.mean_params, "mean")
+
+    def _mean_or_sum(self, call: Call, out: "_OutQuant", params_fn, op: str):
+        """MEAN or SUM (`params_fn` folds the 1/count or not): tinyml_mean_i8 over the sums."""
         x = self._input(call.args[0])
+        axes = self._reduced_axes(call)
         shape = [int(d) for d in call.args[0].ty.shape]
-        axes = sorted({int(a) % len(shape) for a in call.attrs.axis})
         count = int(np.prod([shape[a] for a in axes]))
-        params = [int(v) for v in qp.mean_params(x.scalar_scale, x.scalar_zp, out.scale, out.zero_point, count).values()]
-        result = self._emit(qc.mean, x.src, axes=axes, params=params, op="mean")
-        if not call.attrs.keepdims:
-            result = self.bb.emit(relax.op.reshape(result, call.ty.shape))
-        return result
+        params = [int(v) for v in params_fn(x.scalar_scale, x.scalar_zp, out.scale, out.zero_point, count).values()]
+        return self._unkeep(call, self._emit(qc.mean, x.src, axes=axes, params=params, op=op))
+
+    # ---------------------------------------------------------------- reduce family
+    def _reduced_axes(self, call: Call) -> list[int]:
+        """Sorted distinct non-negative axes of a Relax reduction (None: all axes)."""
+        rank = len(call.args[0].ty.shape)
+        if call.attrs.axis is None:
+            return list(range(rank))
+        return sorted({int(a) % rank for a in call.attrs.axis})
+
+    def _unkeep(self, call: Call, result):
+        """Reshape a kept-dims reduction result to the call's shape when keepdims is false."""
+        return result if call.attrs.keepdims else self.bb.emit(relax.op.reshape(result, call.ty.shape))
+
+    def _q_sum(self, call: Call, out: "_OutQuant", bias):
+        return self._mean_or_sum(call, out, qp.sum_params, "sum")
+
+    def _min_max(self, call: Call, out: "_OutQuant", kind: str):
+        x = self._input(call.args[0])
+        self._same_quant(x, out, f"REDUCE_{kind.upper()}")
+        result = self._emit(qr.reduce_min_max, x.src, axes=self._reduced_axes(call), kind=kind, op=f"reduce_{kind}")
+        return self._unkeep(call, result)
+
+    def _q_max(self, call: Call, out: "_OutQuant", bias):
+        return self._min_max(call, out, "max")
+
+    def _q_min(self, call: Call, out: "_OutQuant", bias):
+        return self._min_max(call, out, "min")
+
+    @staticmethod
+    def _check_last_axis(call: Call, op: str) -> None:
+        rank = len(call.args[0].ty.shape)
+        if int(call.attrs.axis) % rank != rank - 1:
+            raise UnsupportedOperatorError(f"{op} over axis {int(call.attrs.axis)} is not supported (last axis only)")
+
+    def _softmax_input(self, call: Call) -> tuple[_Dequant, float]:
+        """The int8 input of a last-axis softmax and its beta (a scalar multiply before it)."""
+        self._check_last_axis(call, "SOFTMAX")
+        inner = self._def(call.args[0])
+        if _op_name(inner) == "relax.multiply":
+            beta = self._constant(inner.args[1])
+            if beta is not None and beta.size == 1:
+                return self._input(inner.args[0]), float(beta.reshape(-1)[0])
+        return self._input(call.args[0]), 1.0
+
+    def _q_nn_log_softmax(self, call: Call, out: "_OutQuant", bias):
+        self._check_last_axis(call, "LOG_SOFTMAX")
+        x = self._input(call.args[0])
+        if (out.scale, out.zero_point) != qp.LOG_SOFTMAX_OUTPUT:
+            raise UnsupportedOperatorError("int8 LOG_SOFTMAX needs output scale 16/256 and zero point 127")
+        if (out.act_min, out.act_max) != (-128, 127):
+            raise UnsupportedOperatorError("int8 LOG_SOFTMAX followed by a clamp is not supported")
+        params = [int(v) for v in qp.log_softmax_params(x.scalar_scale).values()]
+        return self._emit(qr.log_softmax, x.src, params=params, op="log_softmax")
+
+    def _float_log_softmax(self, call: Call):
+        """A float32 LOG_SOFTMAX of a DEQUANTIZE at the model's end, run in float as TFLM does."""
+        self._check_last_axis(call, "LOG_SOFTMAX")
+        x = self._input(call.args[0])
+        real = self._emit(qc.dequantize_i8, x.src, relax.const(np.float32([x.scalar_scale])), x.scalar_zp, op="dequantize")
+        return self._emit(qr.log_softmax_f32, real, op="log_softmax_f32")
+
+    def _realize_arg_min_max(self, var: Var, value: Call) -> None:
+        """argmax/argmin of an int8 tensor, with the frontend's cast to the TFLite output type folded."""
+        kind = "max" if _op_name(value) == "relax.argmax" else "min"
+        data = value.args[0]
+        rank = len(data.ty.shape)
+        if value.attrs.axis is None:
+            raise UnsupportedOperatorError(f"ARG_{kind.upper()} without an axis is not supported")
+        axis = int(value.attrs.axis) % rank
+        if int(data.ty.shape[axis]) >= 1 << qr.ARG_INDEX_BITS:
+            raise UnsupportedOperatorError(f"ARG_{kind.upper()} over more than 2^{qr.ARG_INDEX_BITS} elements is not supported")
+        out_var, out_dtype = var, str(var.ty.dtype)
+        cast = self._single_user(var, "relax.astype")
+        if cast is not None and str(cast.ty.dtype) in ("int32", "int64"):
+            self.folded.add(cast)
+            out_var, out_dtype = cast, str(cast.ty.dtype)
+        result = self._emit(qr.arg_min_max, self.env[data], axis=axis, kind=kind, out_dtype=out_dtype, op=f"arg_{kind}")
+        self.env[var] = self.env[out_var] = self.bb.emit(relax.op.reshape(result, var.ty.shape))
 
     def _same_quant(self, x: _Dequant, out: "_OutQuant", op: str) -> None:
         if abs(x.scalar_scale - out.scale) > 1e-12 * max(1.0, out.scale) or x.scalar_zp != out.zero_point:

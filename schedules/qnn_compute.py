@@ -262,25 +262,20 @@ def dequantize_i8(data, scale, zero_point: int):
 
 def softmax(data, *, input_multiplier: int, input_left_shift: int, diff_min: int):
     """Softmax over the last axis, one tinyml_softmax_i8 call per row."""
+    return rows_extern(data, "tinyml_softmax_rows_i8", [input_multiplier, input_left_shift, diff_min])
+
+
+def rows_extern(data, helper: str, params: Sequence[int], dtype: str = INT8):
+    """A kernel over the last axis: one call `helper(in, out, rows, depth, *params)`; output `dtype`."""
     depth = int(data.shape[-1])
     rows = 1
     for dim in data.shape[:-1]:
         rows *= int(dim)
 
     def _body(ins, outs):
-        return tirx.call_extern(
-            "int32",
-            "tinyml_softmax_rows_i8",
-            ins[0].data,
-            outs[0].data,
-            rows,
-            depth,
-            input_multiplier,
-            input_left_shift,
-            diff_min,
-        )
+        return tirx.call_extern("int32", helper, ins[0].data, outs[0].data, rows, depth, *params)
 
-    return te.extern(data.shape, [data], _body, dtype=INT8, name="out")
+    return te.extern(data.shape, [data], _body, dtype=dtype, name="out")
 
 
 def pad(data, *, pads, pad_value: int, layout="NHWC"):

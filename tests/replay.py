@@ -61,7 +61,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
     if op in ("requantize", "clip", "quantize", "dequantize", "leaky_relu", "tanh", "lookup", "logistic", "hard_swish"):
         e = np.arange(n_out)
         return e, e, e
-    if op == "softmax":  # per row: all reads (max, sum), then read c / write c
+    if op in ("softmax", "log_softmax"):  # per row: all reads (max, sum), then read c / write c
         depth = out_shape[-1]
         rows = n_out // depth
         row, c = np.divmod(np.arange(n_out), depth)
@@ -78,7 +78,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         depth = in_shape[1]
         e = np.arange(n_out)
         return e, np.repeat(e, depth), (e // units)[:, None].repeat(depth, 1).ravel() * depth + np.tile(np.arange(depth), n_out)
-    if op == "mean":
+    if op in ("mean", "sum", "reduce_max", "reduce_min"):  # one output element at a time
         axes = attrs["axes"]
         coords = np.indices(in_shape).reshape(len(in_shape), -1)
         kept = [np.zeros_like(c) if a in axes else c for a, c in enumerate(coords)]

@@ -57,6 +57,8 @@ _OPTIONS_NAME = {
     # sequence family
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "UnidirectionalSequenceLSTMOptions",
     "SVDF": "SVDFOptions",
+    # matrix family
+    "BATCH_MATMUL": "BatchMatMulOptions",
 }
 
 # Option fields holding enums, so that strings like "RELU" or "SAME" work.

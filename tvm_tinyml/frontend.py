@@ -54,6 +54,16 @@ SUPPORTED_TFLITE_OPS = frozenset(
         # sequence family (tvm_tinyml.sequence_import)
         "UNIDIRECTIONAL_SEQUENCE_LSTM",
         "SVDF",
+        # reduce family
+        "SUM",
+        "REDUCE_MAX",
+        "REDUCE_MIN",
+        "ARG_MAX",
+        "ARG_MIN",
+        "LOG_SOFTMAX",
+        # matrix family
+        "BATCH_MATMUL",
+        "TRANSPOSE_CONV",
         # activations and bilinear resize (act)
         "LEAKY_RELU",
         "PRELU",
@@ -398,9 +408,11 @@ def _relax_io(mod: tvm.IRModule) -> tuple[list[TensorInfo], list[TensorInfo]]:
 
 
 class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter):
-    """TVM's TFLite converter plus QDQ lowering of quantized RESIZE_NEAREST_NEIGHBOR:
-    dequantize the input, apply the float op, quantize the result. Data-movement operators
-    (PAD, TRANSPOSE, SLICE, ...) come from `MovementConverter` as int8 Relax ops.
+    """TVM's TFLite converter plus QDQ lowering of quantized RESIZE_NEAREST_NEIGHBOR and
+    BATCH_MATMUL: dequantize the input, apply the float op, quantize the result. Data-movement
+    operators (PAD, TRANSPOSE, SLICE, ...) come from `MovementConverter` as int8 Relax ops.
+    SOFTMAX keeps beta, TRANSPOSE_CONV its fused activation, reductions take repeated axes,
+    ARG_MAX/ARG_MIN (int8 in, no QDQ) cast to the int32 TFLM writes.
 
     (Quantized MAX_POOL_2D is already supported upstream, as an int8 max_pool2d.)
     """
@@ -409,6 +421,11 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
         "RESIZE_NEAREST_NEIGHBOR",
         "UNIDIRECTIONAL_SEQUENCE_LSTM",  # sequence family
         "SVDF",
+        # reduce family
+        "ARG_MAX",
+        "ARG_MIN",
+        # matrix family
+        "BATCH_MATMUL",
         "PRELU",  # activations (act)
         "ELU",
     } | MOVEMENT_OPS
@@ -495,6 +512,90 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
         if not self.is_quantized(op):
             return super().convert_svdf(op)
         return sequence_import.svdf_marker(self, op)
+    # ---------------------------------------------------------------- reduce family
+    def convert_softmax(self, op):
+        """Convert TFLite SOFTMAX, keeping beta (TVM's converter drops it) as a multiply by a
+        scalar before the softmax when it is not 1."""
+        from tflite.SoftmaxOptions import SoftmaxOptions
+
+        beta = self._get_builtin_options(op, SoftmaxOptions).Beta() if op.BuiltinOptions() is not None else 1.0
+        if not self.is_quantized(op) or beta == 1.0:
+            return super().convert_softmax(op)
+        out = relax.op.multiply(self._dequantized_input(op), relax.const(np.float32(beta)))
+        return self.quantize(relax.op.nn.softmax(out, axis=-1), self.get_output_tensors(op)[0])
+
+    def _convert_reduce(self, relax_op, op):
+        """Convert TFLite MEAN/SUM/REDUCE_*, with repeated axes (TFLite allows them) made distinct."""
+        rank = len(self.get_tensor_shape(self.get_input_tensors(op)[0]))
+
+        def distinct(data, axis, keepdims):
+            return relax_op(data, sorted({int(a) % rank for a in axis}), keepdims)
+
+        return super()._convert_reduce(distinct, op)
+
+    def _convert_arg_min_max(self, op, relax_op):
+        """Convert TFLite ARG_MAX/ARG_MIN to int32 indices (the only output type TFLM has)."""
+        name = "ARG_MAX" if relax_op is relax.op.argmax else "ARG_MIN"
+        dtype = _TFLITE_DTYPES.get(self.get_output_tensors(op)[0].tensor.Type(), "unknown")
+        if dtype != "int32":
+            raise tvm.error.OpNotImplemented(f"{name} with {dtype} output is not supported (int32 only, as TFLite Micro)")
+        axis_dtype = _TFLITE_DTYPES.get(self.get_input_tensors(op)[1].tensor.Type(), "unknown")
+        if axis_dtype != "int32":
+            raise tvm.error.OpNotImplemented(f"{name} with an {axis_dtype} axis is not supported (int32 only, as TFLite Micro)")
+        return relax.op.astype(super()._convert_arg_min_max(op, relax_op), dtype)
+
+    # ---------------------------------------------------------------- matrix family
+    def convert_batch_matmul(self, op):
+        """Convert quantized TFLite BATCH_MATMUL: int8 operands (adj_x / adj_y as an int8
+        transpose of the last two axes, as TFLM transposes them too) dequantized into a
+        broadcasting matmul."""
+        if not self.is_quantized(op):
+            return super().convert_batch_matmul(op)
+        from tflite.BatchMatMulOptions import BatchMatMulOptions
+
+        options = self._get_builtin_options(op, BatchMatMulOptions)
+        tensors = self.get_input_tensors(op)
+        if any(t.tensor.Quantization() is None or t.tensor.Quantization().ScaleLength() != 1 for t in tensors):
+            raise tvm.error.OpNotImplemented("BATCH_MATMUL with per-channel or float operands is not supported (per-tensor int8 only)")
+        operands = []
+        for tensor, adjoint in zip(tensors, (options.AdjX(), options.AdjY())):
+            expr = self.get_tensor_expr(tensor)
+            if adjoint:
+                rank = len(self.get_tensor_shape(tensor))
+                expr = relax.op.permute_dims(expr, [*range(rank - 2), rank - 1, rank - 2])
+            operands.append(self.dequantize(expr, tensor))
+        return self.quantize(relax.op.matmul(*operands), self.get_output_tensors(op)[0])
+
+    def convert_transpose_conv(self, op):
+        """Convert TFLite TRANSPOSE_CONV, adding the fused activation TVM's converter drops.
+
+        TVM derives the padding from the output size as TFLite does; its conv2d_transpose then
+        has the TFLite output size only for the usual output shapes, so others are refused.
+        """
+        from tflite.TransposeConvOptions import TransposeConvOptions
+
+        out = super().convert_transpose_conv(op)
+        output_shape, weights, data = self.get_input_tensors(op)[:3]
+        if data.qnn_params is None:
+            return out
+        options = self._get_builtin_options(op, TransposeConvOptions)
+        wanted = [int(v) for v in self.get_tensor_value(output_shape)]
+        _, kh, kw, _ = (int(d) for d in self.get_tensor_shape(weights))
+        in_h, in_w = (int(d) for d in self.get_tensor_shape(data)[1:3])
+        strides = (options.StrideH(), options.StrideW())
+        sizes = [
+            _transpose_conv_size(size, in_size, kernel, stride, options.Padding())
+            for size, in_size, kernel, stride in zip(wanted[1:3], (in_h, in_w), (kh, kw), strides)
+        ]
+        if sizes != wanted[1:3]:
+            raise tvm.error.OpNotImplemented(
+                f"TRANSPOSE_CONV from {in_h}x{in_w} to {wanted[1]}x{wanted[2]} (strides {strides}) is not supported"
+            )
+        output = self.get_output_tensors(op)[0]
+        scale, zero_point = (tflite_frontend.get_scalar_from_constant(output.qnn_params[k]) for k in ("scale", "zero_point"))
+        return self.convert_qnn_fused_activation_function(
+            out, options.FusedActivationFunction(), scale, zero_point, self.get_tensor_type_str(output.tensor.Type())
+        )
 
     # ---------------------------------------------------------------- activations (act)
 
@@ -531,6 +632,15 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
         """The op's first input, dequantized to float32."""
         tensor = self.get_input_tensors(op)[0]
         return self.dequantize(self.get_tensor_expr(tensor), tensor)
+
+
+def _transpose_conv_size(out_size: int, in_size: int, kernel: int, stride: int, padding: int) -> int:
+    """The output size of TVM's conv2d_transpose for TFLite's padding (computed from the TFLite
+    output size `out_size`: SAME pads as a convolution of it would, VALID not at all)."""
+    from tflite.Padding import Padding
+
+    total = max(0, (-(-out_size // stride) - 1) * stride + kernel - out_size) if padding == Padding.SAME else 0
+    return (in_size - 1) * stride - total + kernel
 
 
 def source_classic_bound(path: str | os.PathLike) -> int | None:

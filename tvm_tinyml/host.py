@@ -13,6 +13,7 @@ import numpy as np
 from tvm_tinyml.errors import TinyMLError
 
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
+HOST_LIBS = ["-lm"]  # float model ends (LOG_SOFTMAX) call expf/logf
 
 
 class HostModel:
@@ -26,7 +27,7 @@ class HostModel:
         cc = shutil.which("cc")
         if cc is None:
             raise TinyMLError("no host C compiler: install gcc (cc) to run models on the host")
-        command = [cc, *HOST_CFLAGS, "-I", str(directory), str(directory / f"{name}.c"), "-o", str(library)]
+        command = [cc, *HOST_CFLAGS, "-I", str(directory), str(directory / f"{name}.c"), *HOST_LIBS, "-o", str(library)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:
             raise RuntimeError(f"host compile of {name}.c failed:\n{result.stderr}")

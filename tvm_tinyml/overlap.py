@@ -17,6 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 _ELEMENTWISE = {"requantize", "clip", "quantize", "dequantize", "softmax"}
+# reduce family: LOG_SOFTMAX walks its rows as softmax does; SUM / REDUCE_MAX / REDUCE_MIN
+# reduce into one output element at a time, as mean does (int8 outputs only)
+_ELEMENTWISE |= {"log_softmax"}
+_REDUCTIONS = ("mean", "sum", "reduce_max", "reduce_min")
 _ELEMENTWISE |= {"leaky_relu", "tanh", "lookup", "logistic", "hard_swish"}  # activations (act): read x[i], write y[i]
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
 # Broadcasting binary kernels: one output element per step reads one element of each operand
@@ -56,7 +60,7 @@ def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple
     if op == "dense":
         rows, units = output_shape
         return np.repeat(np.arange(rows) * units + units - 1, in_shape[1])
-    if op == "mean":
+    if op in _REDUCTIONS:
         return _gather_last(_reduced_target(in_shape, attrs["axes"]).ravel(), None, inverse=True)
     if op == "transpose":
         source = np.arange(int(np.prod(in_shape))).reshape(in_shape).transpose(attrs["axes"]).ravel()

@@ -250,3 +250,33 @@ def squared_difference_params(s1: float, zp1: int, s2: float, zp2: int, s_out: f
     return dict(in1_offset=-zp1, in1_mult=in1_mult, in1_shift=in1_shift,
                 in2_offset=-zp2, in2_mult=in2_mult, in2_shift=in2_shift,
                 left_shift=left_shift, out_mult=out_mult, out_shift=out_shift, out_zp=zp_out)
+# ---------------------------------------------------------------- reduce family (LOG_SOFTMAX, SUM)
+
+
+def sum_params(input_scale: float, input_zp: int, output_scale: float,
+               output_zp: int, num_elements: int) -> dict[str, int]:
+    """PrepareMeanOrSumHelper + QuantizedMeanOrSum with compute_sum (SUM), int8.
+
+    As :func:`mean_params` without the ``1 / num_elements`` fold; same keys.
+    """
+    multiplier, shift = quantize_multiplier(_f32(input_scale) / _f32(output_scale))
+    return dict(num_elements=num_elements, in_zp=input_zp, multiplier=multiplier,
+                shift=shift, out_zp=output_zp)
+
+
+LOG_SOFTMAX_OUTPUT = (16.0 / 256, 127)  # the only int8 output quantization TFLM accepts
+
+
+def log_softmax_params(input_scale: float) -> dict[str, int]:
+    """CalculateOpData of micro/kernels/log_softmax.cc, int8 (beta 1).
+
+    PreprocessLogSoftmaxScalingExp: the softmax input multiplier, plus the reverse scaling
+    ``2^(31 - left_shift) / multiplier`` as a multiplier smaller than one (shift <= 0);
+    diff_min as for softmax. Keys are the arguments of ``tinyml_log_softmax_rows_i8``
+    after ``depth``, in order.
+    """
+    multiplier, left_shift, diff_min = softmax_params(input_scale)
+    reverse_mult, reverse_shift = _smaller_than_one_exp((1 << (31 - left_shift)) / float(multiplier))
+    return dict(input_multiplier=multiplier, input_left_shift=left_shift,
+                reverse_scaling_divisor=reverse_mult, reverse_scaling_left_shift=reverse_shift,
+                diff_min=diff_min)

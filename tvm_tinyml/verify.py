@@ -81,12 +81,16 @@ def reference_outputs(model_path: str, meta: dict, input_sets: list[list[np.ndar
 
 def compare(our_outputs: list[list[np.ndarray]], ref_outputs: list[list[np.ndarray]], meta: dict) -> tuple[int, int]:
     """(max |difference| in int8 steps, number of input sets that differ). Float outputs on both
-    sides must be equal to the bit; any float difference counts at least one step."""
+    sides must be equal to the bit; any float difference counts at least one step, as does any
+    difference in an output without an int8 domain."""
     max_diff, mismatched = 0, 0
     for ours, refs in zip(our_outputs, ref_outputs):
         diffs = []
         for o, r, spec in zip(ours, refs, meta["outputs"]):
             r = np.asarray(r).reshape(o.shape)
+            if spec["scale"] is None:  # no int8 domain (a float op's output, or int32 indices)
+                diffs.append(int(not np.array_equal(o, r)))
+                continue
             diff = int(np.max(np.abs(_to_int8(o, spec).astype(np.int32) - _to_int8(r, spec).astype(np.int32))))
             if o.dtype == r.dtype == np.float32 and not np.array_equal(o, r):
                 diff = max(diff, 1)

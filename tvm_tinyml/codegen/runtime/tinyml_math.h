@@ -21,6 +21,8 @@
 #ifndef TINYML_MATH_H_
 #define TINYML_MATH_H_
 
+#include <float.h>
+#include <math.h>
 #include <stdint.h>
 
 /* Every layer's kernel is compiled as a function of its own, neither inlined into its caller nor
@@ -511,6 +513,133 @@ static inline int8_t tinyml_hard_swish_i8(int32_t x, int32_t input_zp,
       -output_exponent);
   /* |output_value| <= 32640, so adding the zero point fits in TFLM's int16_t */
   return tinyml_clamp_i8(output_value + output_zp, INT8_MIN, INT8_MAX);
+}
+
+/* ---- reduce family: LOG_SOFTMAX, SUM ------------------------------------ */
+
+/* tflite::SaturatingRoundingMultiplyByPOTParam for exponent >= 0. */
+static inline int32_t tinyml_sat_shift_left_param(int32_t x, int32_t exponent) {
+  return exponent == 0 ? x : tinyml_saturating_shift_left(x, exponent);
+}
+
+/* tflite::SaturatingAddNonGemmlowp / SaturatingSub (int32). */
+static inline int32_t tinyml_saturate_i32(int64_t x) {
+  return (int32_t)(x > INT32_MAX ? INT32_MAX : (x < INT32_MIN ? INT32_MIN : x));
+}
+
+/* tflite::CountLeadingZeros(uint32_t) (32 for 0). */
+static inline int32_t tinyml_clz_u32(uint32_t x) {
+  int32_t n = 0;
+  while (n < 32 && !((x << n) & 0x80000000u)) ++n;
+  return n;
+}
+
+/* int32 wrap-around add / sub (gemmlowp's raw FixedPoint + and -). */
+static inline int32_t tinyml_wrap_add(int32_t a, int32_t b) {
+  return (int32_t)((uint32_t)a + (uint32_t)b);
+}
+static inline int32_t tinyml_wrap_sub(int32_t a, int32_t b) {
+  return (int32_t)((uint32_t)a - (uint32_t)b);
+}
+
+/* tflite::log_x_for_x_greater_than_or_equal_to_1_impl<5, 12>: Q12.19 input,
+ * Q5.26 result (common.h). Accumulation in Q6.25. */
+static inline int32_t tinyml_log_x_ge_1_q12_to_q5(int32_t z_a) {
+  const int32_t log_2 = 1488522236, sqrt_sqrt_half = 1805811301;
+  const int32_t sqrt_half = 1518500250, alpha_n = 117049297;
+  const int32_t alpha_d = 127690142, alpha_i = 1057819769;
+  const int32_t alpha_f = 638450708;
+  const int32_t shifted_quarter = tinyml_rounding_divide_by_pot(536870912, 6);
+  const int32_t z_a_headroom_plus_1 = tinyml_clz_u32((uint32_t)z_a);
+  const int32_t r_a_tmp = tinyml_sat_shift_left_param(z_a, z_a_headroom_plus_1 - 1);
+  const int32_t r_a_raw = tinyml_sat_shift_left_param(
+      tinyml_sat_rounding_doubling_high_mul(r_a_tmp, sqrt_half), 1);
+  const int32_t z_a_pow_2_adj = tinyml_saturate_i32(
+      (int64_t)tinyml_sat_shift_left_param(12 - z_a_headroom_plus_1, 25) + shifted_quarter);
+  const int32_t z_b = tinyml_sat_rounding_doubling_high_mul(z_a, sqrt_half);
+  const int32_t z_b_headroom = tinyml_clz_u32((uint32_t)z_b) - 1;
+  const int32_t r_b_raw = tinyml_sat_shift_left_param(z_a, z_b_headroom);
+  const int32_t z_b_pow_2_adj = tinyml_saturate_i32(
+      (int64_t)tinyml_sat_shift_left_param(12 - z_b_headroom, 25) - shifted_quarter);
+  const int32_t r = r_a_raw < r_b_raw ? r_a_raw : r_b_raw;
+  const int32_t z_pow_2_adj = z_a_pow_2_adj > z_b_pow_2_adj ? z_a_pow_2_adj : z_b_pow_2_adj;
+  const int64_t half_sum = (int64_t)r + sqrt_sqrt_half; /* RoundingHalfSum */
+  const int32_t p = (int32_t)((half_sum + (half_sum >= 0 ? 1 : -1)) / 2);
+  const int32_t q_half = tinyml_wrap_sub(r, sqrt_sqrt_half);
+  const int32_t q = tinyml_wrap_add(q_half, q_half);
+  const int32_t common_sq = tinyml_sat_rounding_doubling_high_mul(q, q);
+  const int32_t num = tinyml_wrap_add(
+      tinyml_sat_rounding_doubling_high_mul(q, r),
+      tinyml_sat_rounding_doubling_high_mul(
+          tinyml_sat_rounding_doubling_high_mul(q, common_sq), alpha_n));
+  const int32_t denom_minus_one = tinyml_wrap_add(
+      tinyml_sat_rounding_doubling_high_mul(
+          p, tinyml_wrap_add(tinyml_wrap_add(alpha_i, q),
+                             tinyml_sat_rounding_doubling_high_mul(alpha_d, common_sq))),
+      tinyml_sat_rounding_doubling_high_mul(alpha_f, q));
+  const int32_t recip_denom = tinyml_one_over_one_plus_x_for_x_in_0_1(denom_minus_one);
+  const int32_t num_scaled = tinyml_rounding_divide_by_pot(num, 6);
+  return tinyml_saturating_shift_left(
+      tinyml_wrap_add(tinyml_sat_rounding_doubling_high_mul(z_pow_2_adj, log_2),
+                      tinyml_sat_rounding_doubling_high_mul(num_scaled, recip_denom)),
+      1);
+}
+
+/* reference_ops::LogSoftmaxQuantized<int8_t> over the last axis of a
+ * [rows, depth] tensor; output scale 16/256, zero point 127. Parameters from
+ * quant_params.log_softmax_params(). */
+static inline void tinyml_log_softmax_rows_i8(
+    const int8_t *in, int8_t *out, int32_t rows, int32_t depth,
+    int32_t input_multiplier, int32_t input_left_shift,
+    int32_t reverse_scaling_divisor, int32_t reverse_scaling_left_shift,
+    int32_t diff_min) {
+  int32_t row, c;
+  for (row = 0; row < rows; ++row, in += depth, out += depth) {
+    int32_t max_in_row = INT8_MIN, sum_of_exps = 0, log_sum, adjusted_diff_min;
+    for (c = 0; c < depth; ++c) {
+      if (in[c] > max_in_row) max_in_row = in[c];
+    }
+    for (c = 0; c < depth; ++c) {
+      const int32_t input_diff = (int32_t)in[c] - max_in_row;
+      if (input_diff >= diff_min) {
+        sum_of_exps += tinyml_rounding_divide_by_pot(
+            tinyml_softmax_exp_i8(input_diff, input_multiplier, input_left_shift), 12);
+      }
+    }
+    log_sum = tinyml_log_x_ge_1_q12_to_q5(sum_of_exps);
+    adjusted_diff_min = tinyml_mul_by_quantized_multiplier(
+        tinyml_wrap_add(log_sum, INT32_MIN), reverse_scaling_divisor,
+        reverse_scaling_left_shift);
+    if (adjusted_diff_min < diff_min - 1) adjusted_diff_min = diff_min - 1;
+    for (c = 0; c < depth; ++c) {
+      const int32_t input_diff = (int32_t)in[c] - max_in_row;
+      if (input_diff > adjusted_diff_min) {
+        const int32_t diff_q5 = tinyml_mul_by_quantized_multiplier(
+            input_diff, input_multiplier, input_left_shift);
+        out[c] = tinyml_clamp_i8(
+            tinyml_rounding_divide_by_pot(tinyml_wrap_sub(diff_q5, log_sum), 22) + INT8_MAX,
+            INT8_MIN, INT8_MAX);
+      } else {
+        out[c] = INT8_MIN;
+      }
+    }
+  }
+}
+
+/* reference_ops::LogSoftmax (float) over the last axis of a [rows, depth]
+ * tensor: x - max - log(sum(exp(x - max))), in float as TFLM computes it. */
+static inline void tinyml_log_softmax_rows_f32(const float *in, float *out,
+                                               int32_t rows, int32_t depth) {
+  int32_t row, c;
+  for (row = 0; row < rows; ++row, in += depth, out += depth) {
+    float max = -FLT_MAX, sum = 0.f, log_sum;
+    for (c = 0; c < depth; ++c) {
+      if (max < in[c]) max = in[c];
+    }
+    for (c = 0; c < depth; ++c) sum += expf(in[c] - max);
+    log_sum = logf(sum);
+    for (c = 0; c < depth; ++c) out[c] = in[c] - max - log_sum;
+  }
 }
 
 /* ---- activations (LEAKY_RELU, PRELU, TANH) ------------------------------ */
