@@ -356,11 +356,21 @@ class _Realizer:
         return self._binary(call, out, qc.elementwise_mul, qp.mul_params, "mul")
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
-        x = self._input(call.args[0])
+        arg, beta = self._softmax_beta(call.args[0])
+        x = self._input(arg)
         if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
             raise UnsupportedOperatorError("int8 softmax needs output scale 1/256 and zero point -128")
-        mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale)
+        mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale, beta)
         return self._emit(qc.softmax, x.src, op="softmax", input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
+
+    def _softmax_beta(self, expr) -> tuple:
+        """(x, beta) of softmax's input multiply(x, beta) (TFLite's beta != 1), else (expr, 1.0)."""
+        scaled = self._def(expr)
+        if _op_name(scaled) == "relax.multiply":
+            beta = self._constant(scaled.args[1])
+            if beta is not None and beta.size == 1:
+                return scaled.args[0], float(beta.reshape(-1)[0])
+        return expr, 1.0
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])

@@ -445,6 +445,47 @@ class QDQOperatorConverter(tflite_frontend.OperatorConverter):
         )
         return self.quantize(out, self.get_output_tensors(op)[0])
 
+    # -- fuzz: bugs found by tests/tflite_random.py
+    def convert_softmax(self, op):
+        """Convert TFLite SOFTMAX, softmax(beta * x): TVM's converter drops beta."""
+        from tflite.SoftmaxOptions import SoftmaxOptions
+
+        beta = self._get_builtin_options(op, SoftmaxOptions).Beta()
+        if beta == 1.0 or not self.is_quantized(op):
+            return super().convert_softmax(op)
+        scaled = relax.op.multiply(self._dequantized_input(op), relax.const(beta, "float32"))
+        return self.quantize(relax.op.nn.softmax(scaled, axis=-1), self.get_output_tensors(op)[0])
+
+    def convert_conv(self, op, conv_type):
+        """TVM's CONV_2D / DEPTHWISE_CONV_2D conversion; an absent bias (input -1) means no bias.
+
+        (TVM's converter takes any third input for a bias tensor and crashes on -1.)
+        """
+        self._drop_absent_inputs = True
+        try:
+            return super().convert_conv(op, conv_type)
+        finally:
+            self._drop_absent_inputs = False
+
+    def get_tensors(self, tensors_idx_list):
+        """TVM's tensor wrappers, a per-tensor quantization's (meaningless) quantized dimension read as 0.
+
+        (A 1-channel per-channel depthwise filter has one scale and dimension 3; TVM takes it
+        for per-tensor and rejects a dimension other than 0.)
+        """
+        wrappers = super().get_tensors(tensors_idx_list)
+        for wrapper in wrappers:
+            if wrapper.qnn_params and wrapper.tensor.Quantization().ScaleLength() == 1:
+                wrapper.qnn_params["axis"] = 0
+        return wrappers
+
+    def get_input_tensors(self, op):
+        """The op's input tensors; trailing absent ones dropped while converting a convolution."""
+        tensors = super().get_input_tensors(op)
+        while getattr(self, "_drop_absent_inputs", False) and tensors and tensors[-1].tensor_idx < 0:
+            tensors.pop()
+        return tensors
+
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""
         tensor = self.get_input_tensors(op)[0]
@@ -471,8 +512,7 @@ def source_classic_bound(path: str | os.PathLike) -> int | None:
     last: dict[int, int] = {}
 
     def touch(index: int, step: int) -> None:
-        tensor = graph.Tensors(index)
-        if index < 0 or model.Buffers(tensor.Buffer()).DataLength() > 0:
+        if index < 0 or model.Buffers(graph.Tensors(index).Buffer()).DataLength() > 0:
             return  # optional input, or a constant (flash)
         first[index], last[index] = min(first.get(index, step), step), max(last.get(index, step), step)
 

@@ -1,0 +1,65 @@
+"""Differential fuzzing: random int8 TFLite graphs compiled for host, bit-exact against TFLite Micro.
+
+    python benchmarks/fuzz_models.py --graphs N [--seed S] [--inputs 2]
+
+Graph i is random graph S + i of tests/tflite_random.py (rerun one with `--seed X --graphs 1`).
+Prints, per operator, how many graphs containing it passed and failed, then every failure with
+its seed. Statuses: mismatch (C differs from TFLM), degenerate (an output too constant to tell),
+unsupported (a clean UnsupportedOperatorError: the generator asked for a variant we lack),
+error (any other exception), plan (the memory plan fails the independent replay). Exit 1 on
+any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from tflite_random import CaseResult, run_case  # noqa: E402
+
+
+def op_table(results: list[CaseResult]) -> str:
+    """Per operator: graphs containing it that passed / failed, by failure status."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for r in results:
+        for op in set(r.ops):
+            counts[op][r.status] += 1
+    statuses = ["pass"] + sorted({r.status for r in results} - {"pass"})
+    lines = [f"{'operator':<26}" + "".join(f"{s:>12}" for s in statuses)]
+    for op in sorted(counts):
+        lines.append(f"{op:<26}" + "".join(f"{counts[op][s]:>12}" for s in statuses))
+    total = Counter(r.status for r in results)
+    lines.append(f"{'graphs':<26}" + "".join(f"{total[s]:>12}" for s in statuses))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--graphs", type=int, required=True, help="number of random graphs")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first graph")
+    parser.add_argument("--inputs", type=int, default=2, help="random input sets per graph")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback tail of errors")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as work:
+        seeds = range(args.seed, args.seed + args.graphs)
+        for seed in tqdm(seeds, desc="graphs", unit="graph", disable=not sys.stderr.isatty()):
+            results.append(run_case(seed, Path(work), inputs=args.inputs))
+    print(op_table(results))
+    failures = [r for r in results if not r.passed]
+    for r in failures:
+        print(f"seed {r.seed}: {r.status}: {r.message}  [{' '.join(r.ops)}]")
+        if args.verbose:
+            print("\n".join("    " + line for line in r.details))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
