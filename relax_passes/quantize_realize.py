@@ -343,11 +343,18 @@ class _Realizer:
         return result if rank == 2 else self.bb.emit(relax.op.reshape(result, call.ty.shape))
 
     def _binary(self, call: Call, out: "_OutQuant", compute, params_fn, op: str):
-        a, b = self._input(call.args[0]), self._input(call.args[1])
+        a, b = self._operand(call.args[0]), self._operand(call.args[1])
         params = params_fn(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp, out.scale, out.zero_point, out.act_min, out.act_max)
         params = [int(v) for v in params.values()]
         shape = [int(d) for d in call.ty.shape]
-        return self._emit(compute, a.src, b.src, out_shape=shape, params=params, op=op)
+        return self._emit(compute, _as_relax(a.src), _as_relax(b.src), out_shape=shape, params=params, op=op)
+
+    def _operand(self, expr) -> _Dequant:
+        """A dequantized int8 activation or constant (an ADD/MUL operand may be either)."""
+        leaf = self._dequant(expr)
+        if leaf is not None and isinstance(leaf.src, np.ndarray) and leaf.src.dtype == np.int8:
+            return leaf
+        return self._input(expr)
 
     def _q_add(self, call: Call, out: "_OutQuant", bias):
         return self._binary(call, out, qc.elementwise_add, qp.add_params, "add")
@@ -511,6 +518,11 @@ class _Realizer:
         lo, hi, result_var = self._fused_clip(var)
         result = self._emit(qc.avg_pool2d, self.env[src], op="avg_pool2d", act_min=lo, act_max=hi, **self._pool_args(pool))
         self.env[var] = self.env[result_var] = result
+
+
+def _as_relax(src):
+    """A kernel argument: an activation as is, a constant int8 array as a Relax constant."""
+    return relax.const(src) if isinstance(src, np.ndarray) else src
 
 
 def _plain(value):

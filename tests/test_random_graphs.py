@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
+from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
-from tflite_builder import ModelBuilder
-from tflite_random import OPS, random_graph, random_model, run_case
+from tflite_builder import ModelBuilder, run_tflm
+from tflite_random import OPS, build_model, degenerate_outputs, graph_inputs, input_sets, random_graph, random_model, run_case
 from test_ops import act, add_conv, check
 
 SEEDS = range(100)
@@ -36,6 +38,24 @@ def test_seeds_cover_every_operator_and_graph_shape():
     assert set(OPS) <= set(used), set(OPS) - set(used)
     assert sum(len(g.inputs) > 1 for g in graphs) >= 10
     assert sum(max(g.readers.values()) > 1 for g in graphs) >= 20  # a tensor read by two operators
+    outputs = [schema.Model.GetRootAs(build_model(g), 0).Subgraphs(0).OutputsLength() for g in graphs]
+    assert sum(n > 1 for n in outputs) >= 10
+
+
+def test_random_memory_plans_share_bytes(tmp_path):
+    """The plans replayed by the bit-exact tests do overlap inputs and outputs (the replay is not idle)."""
+    assert sum(run_case(seed, tmp_path).replayed for seed in range(10)) > 0
+
+
+def test_random_graph_outputs_are_informative():
+    """The calibrated quantization keeps outputs varying: few graphs have a constant output."""
+    constant = []
+    for seed in SEEDS:
+        g = random_graph(seed)
+        model = build_model(g)
+        runs = [run_tflm(model, xs) for xs in input_sets([a.shape for a in graph_inputs(g)], seed, 2)]
+        constant += [seed] * bool(degenerate_outputs(runs))
+    assert len(constant) <= 3, constant
 
 
 def test_random_models_are_deterministic():
@@ -62,4 +82,40 @@ def test_conv_with_absent_bias(tmp_path):
     y, _ = add_conv(b, x, [1, 5, 5, 3], 4, kernel=3, seed=5)
     op = b._operators[-1]
     op.inputs = [op.inputs[0], op.inputs[1], -1]
+    check(tmp_path, b.build([x], [y]))
+
+
+def test_depthwise_with_one_channel_per_channel_quantized(tmp_path):
+    """A 1-channel per-channel depthwise filter: one scale, quantized dimension 3 (TVM wanted 0)."""
+    b = ModelBuilder()
+    x = act(b, [1, 6, 6, 1])
+    weights = b.add_tensor([1, 3, 3, 1], np.int8, scale=[0.01], zero_point=0, quantized_dimension=3,
+                           data=np.random.default_rng(3).integers(-127, 128, (1, 3, 3, 1)))
+    bias = b.add_tensor([1], np.int32, scale=[0.05 * 0.01], zero_point=0, data=np.array([700]))
+    y = act(b, [1, 6, 6, 1], scale=0.02, zero_point=-3)
+    b.add_operator("DEPTHWISE_CONV_2D", [x, weights, bias], [y], padding="SAME", stride_h=1, stride_w=1,
+                   depth_multiplier=1)
+    check(tmp_path, b.build([x], [y]))
+
+
+@pytest.mark.parametrize("beta", [0.5, 2.0, 0.7])
+def test_softmax_beta(tmp_path, beta):
+    """SOFTMAX computes softmax(beta * x) (TVM's converter dropped beta)."""
+    b = ModelBuilder()
+    x = act(b, [1, 3, 12], scale=0.08, zero_point=-7)
+    y = act(b, [1, 3, 12], scale=1.0 / 256, zero_point=-128)
+    b.add_operator("SOFTMAX", [x], [y], beta=beta)
+    check(tmp_path, b.build([x], [y]))
+
+
+@pytest.mark.parametrize("op", ["ADD", "MUL"])
+@pytest.mark.parametrize("const_shape, const_first", [([1, 1, 1, 4], False), ([1, 4, 4, 4], True)])
+def test_binary_with_a_constant_operand(tmp_path, op, const_shape, const_first):
+    """ADD/MUL of an activation and a constant int8 tensor (either side, broadcast or not)."""
+    b = ModelBuilder()
+    x = act(b, [1, 4, 4, 4])
+    c = b.add_tensor(const_shape, np.int8, scale=0.03, zero_point=4,
+                     data=np.random.default_rng(1).integers(-128, 128, const_shape))
+    y = act(b, [1, 4, 4, 4], scale=0.1 if op == "ADD" else 0.05, zero_point=-2)
+    b.add_operator(op, [c, x] if const_first else [x, c], [y], fused_activation_function="NONE")
     check(tmp_path, b.build([x], [y]))

@@ -315,7 +315,10 @@ def _binary(g: RandomGraph, op: str, a: Act, b: Act) -> Act | None:
     if int(np.prod(shape)) > MAX_ELEMENTS:
         return None
     activation = _activation(g, ["NONE", "RELU", "RELU6"])
-    y = g.output(shape, _activated(_binary_samples(g, op, a, b), activation))
+    samples = _binary_samples(g, op, a, b)
+    if activation == "RELU6" and np.mean(samples >= 6.0) > 0.2:
+        activation = "RELU"  # RELU6 would saturate most of the output
+    y = g.output(shape, _activated(samples, activation))
     lhs, rhs = (a, b) if g.chance(0.5) else (b, a)
     g.op(op, [lhs.index, rhs.index], y, fused_activation_function=activation)
     return y
@@ -354,7 +357,7 @@ def _gen_pool(op: str) -> Callable[[RandomGraph, Act], Act]:
 def _gen_mean(g: RandomGraph, x: Act) -> Act:
     axes = [a for a in range(x.rank) if g.chance(0.5 if a else 0.1)] or [g.integer(1, x.rank - 1)]
     count = int(np.prod([x.shape[a] for a in axes]))
-    keep_dims = g.chance(0.5)
+    keep_dims = g.chance(0.5) or len(axes) == x.rank  # no rank-0 results
     shape = [1 if a in axes else d for a, d in enumerate(x.shape)]
     if not keep_dims:
         shape = [d for a, d in enumerate(x.shape) if a not in axes]
@@ -596,6 +599,11 @@ def random_graph(seed: int, max_ops: int = 6) -> RandomGraph:
     return g
 
 
+def graph_inputs(g: RandomGraph) -> list[Act]:
+    """The graph inputs the model keeps (those some operator reads), in model order."""
+    return [a for a in g.inputs if a.index in g.readers]
+
+
 def build_model(g: RandomGraph) -> bytes:
     """The graph's .tflite: outputs are all unconsumed activations, sometimes one consumed one too."""
     inputs = {a.index for a in g.inputs}
@@ -603,7 +611,7 @@ def build_model(g: RandomGraph) -> bytes:
     inner = [a.index for a in g.acts if a.index in g.readers and a.index not in inputs]
     if inner and g.chance(0.15):
         outputs.append(g.choice(inner))
-    return g.builder.build([a.index for a in g.inputs if a.index in g.readers], outputs)
+    return g.builder.build([a.index for a in graph_inputs(g)], outputs)
 
 
 def random_model(seed: int) -> tuple[bytes, list[str]]:
@@ -617,57 +625,64 @@ def random_model(seed: int) -> tuple[bytes, list[str]]:
 
 @dataclass
 class CaseResult:
-    """Outcome of one random graph: status is pass, mismatch, degenerate, unsupported, error or plan."""
+    """Outcome of one random graph: status is pass, degenerate (bit-exact, but an output is constant),
+    mismatch, unsupported, error or plan (an unsafe memory plan)."""
 
     seed: int
     ops: list[str]
     status: str
     message: str = ""
     details: list[str] = field(default_factory=list)
+    replayed: int = 0  # overlapping input/output pairs of the memory plan replayed safely
 
     @property
     def passed(self) -> bool:
-        return self.status == "pass"
+        """Bit-exact, compiled cleanly and planned safely (a degenerate output is only uninformative)."""
+        return self.status in ("pass", "degenerate")
 
 
-def _degenerate(outputs: list[np.ndarray]) -> bool:
-    """An output of 4 or more elements that is constant over all runs (tells nothing)."""
-    values = np.concatenate([o.reshape(-1) for o in outputs])
-    return outputs[0].size >= 4 and len(np.unique(values)) < 2
+def degenerate_outputs(runs: list[list[np.ndarray]]) -> list[int]:
+    """Outputs (of `runs`, one list of outputs per input set) of 4 or more elements that are
+    constant over all runs: they tell nothing."""
+    constant = [len(np.unique(np.concatenate([run[i].reshape(-1) for run in runs]))) < 2 for i in range(len(runs[0]))]
+    return [i for i, c in enumerate(constant) if c and runs[0][i].size >= 4]
 
 
-def _compare(model: bytes, artifact, inputs: int, seed: int) -> CaseResult | None:
-    """Runs `inputs` random input sets through C and TFLM; a failing CaseResult, or None."""
+def input_sets(shapes, seed: int, count: int) -> list[list[np.ndarray]]:
+    """`count` sets of uniform random int8 graph inputs of `shapes`, seeded by the graph's seed."""
     rng = np.random.default_rng(seed + 10**6)
-    specs = artifact.metadata["inputs"]
-    runs: list[list[np.ndarray]] = []
-    for k in range(inputs):
-        xs = [rng.integers(-128, 128, spec["shape"]).astype(I8) for spec in specs]
+    return [[rng.integers(-128, 128, shape).astype(I8) for shape in shapes] for _ in range(count)]
+
+
+def _mismatch(model: bytes, artifact, sets: list[list[np.ndarray]]) -> tuple[str | None, list]:
+    """Runs the input sets through C and TFLM: (the first difference or None, TFLM's outputs)."""
+    runs = []
+    for k, xs in enumerate(sets):
         refs = run_tflm(model, xs)
         ours = artifact.run_host(xs)
         if len(ours) != len(refs):
-            return CaseResult(seed, [], "mismatch", f"{len(ours)} outputs, TFLM has {len(refs)}")
+            return f"{len(ours)} outputs, TFLM has {len(refs)}", runs
         for i, (o, r) in enumerate(zip(ours, refs)):
-            if o.size != r.size or not np.array_equal(o.reshape(r.shape), r):
-                diff = np.abs(o.reshape(-1).astype(int) - r.reshape(-1).astype(int)) if o.size == r.size else None
-                what = f"max |diff| {diff.max()} at {int(np.sum(diff > 0))}/{r.size}" if diff is not None else "size"
-                return CaseResult(seed, [], "mismatch", f"output {i} {list(r.shape)} differs on input set {k}: {what}")
+            if o.size != r.size:
+                return f"output {i} has {o.size} elements, TFLM {list(r.shape)}", runs
+            if not np.array_equal(o.reshape(r.shape), r):
+                diff = np.abs(o.reshape(-1).astype(int) - r.reshape(-1).astype(int))
+                return f"output {i} {list(r.shape)} differs on input set {k}: max |diff| {diff.max()} at {int(np.sum(diff > 0))}/{r.size}", runs
         runs.append(refs)
-    for i in range(len(runs[0])):
-        if _degenerate([run[i] for run in runs]):
-            return CaseResult(seed, [], "degenerate", f"output {i} has values {np.unique(runs[0][i])}")
-    return None
+    return None, runs
 
 
-def _plan_problems(artifact) -> list[str]:
-    """Overlaps the plan uses that the independent replay finds unsafe, and arena clobbers."""
+def _plan_problems(artifact) -> tuple[int, list[str]]:
+    """(overlaps replayed, problems): overlaps the independent replay finds unsafe, arena clobbers."""
     from replay import arena_clobbers, overlap_problems
 
-    return overlap_problems(artifact.graph, artifact.plan)[1] + arena_clobbers(artifact.graph, artifact.plan, {})
+    replayed, problems = overlap_problems(artifact.graph, artifact.plan)
+    return replayed, problems + arena_clobbers(artifact.graph, artifact.plan, {})
 
 
 def run_case(seed: int, workdir: Path, inputs: int = 2) -> CaseResult:
-    """Builds random graph `seed`, compiles it for host and compares it with TFLM bit-exactly."""
+    """Builds random graph `seed`, compiles it for host, compares it with TFLM bit-exactly on
+    `inputs` random input sets and replays its memory plan."""
     import tvm_tinyml
     from tvm_tinyml.errors import UnsupportedOperatorError
 
@@ -676,16 +691,19 @@ def run_case(seed: int, workdir: Path, inputs: int = 2) -> CaseResult:
     path.write_bytes(model)
     try:
         artifact = tvm_tinyml.build(str(path), target="host")
-        result = _compare(model, artifact, inputs, seed)
-        problems = _plan_problems(artifact)
+        sets = input_sets([spec["shape"] for spec in artifact.metadata["inputs"]], seed, inputs)
+        mismatch, runs = _mismatch(model, artifact, sets)
+        replayed, problems = _plan_problems(artifact)
     except UnsupportedOperatorError as e:
         return CaseResult(seed, ops, "unsupported", str(e).splitlines()[0])
     except Exception as e:  # noqa: BLE001 - any crash is a finding, reported with its seed
         return CaseResult(seed, ops, "error", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
                           traceback.format_exc().splitlines()[-12:])
-    if result is not None:
-        result.ops = ops
-        return result
+    if mismatch:
+        return CaseResult(seed, ops, "mismatch", mismatch, replayed=replayed)
     if problems:
-        return CaseResult(seed, ops, "plan", problems[0], problems)
-    return CaseResult(seed, ops, "pass")
+        return CaseResult(seed, ops, "plan", problems[0], problems, replayed)
+    constant = degenerate_outputs(runs)
+    if constant:
+        return CaseResult(seed, ops, "degenerate", f"outputs {constant} are constant", replayed=replayed)
+    return CaseResult(seed, ops, "pass", replayed=replayed)
