@@ -108,14 +108,16 @@ def _copy_source(op: str, attrs: dict, in_shapes, input_index: int) -> np.ndarra
 
 def overlap_problems(graph, plan) -> tuple[int, list[str]]:
     """Replays every input/output pair the plan lets share bytes at the actual offsets: how many
-    were replayed, and the unsafe ones."""
+    were replayed, and the unsafe ones. A patch loop's own overlaps (`graph.loop_overlaps`,
+    between patches) are left to `arena_clobbers`."""
     checked, problems = 0, []
     for overlap in plan.overlaps:
         delta = plan.offsets[overlap.output] - plan.offsets[overlap.input]
         size_in = graph.tensors[overlap.input].nbytes
-        if delta >= size_in or delta <= -graph.tensors[overlap.output].nbytes:
-            continue  # placed apart: nothing to replay
-        op = next(o for o in graph.ops if graph.storage(o.outputs[0]) == overlap.output)
+        if overlap in graph.loop_overlaps or delta >= size_in or delta <= -graph.tensors[overlap.output].nbytes:
+            continue  # between patches, or placed apart: nothing to replay here
+        op = next(o for o in graph.ops if graph.storage(o.outputs[0]) == overlap.output
+                  and overlap.input in map(graph.storage, o.inputs))
         index = next(i for i, t in enumerate(op.inputs) if graph.storage(t) == overlap.input)
         shapes = [graph.tensors[t].shape for t in op.inputs]
         weight = shapes[1] if len(shapes) > 1 else None

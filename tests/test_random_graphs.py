@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
 
+import tvm_tinyml
 from tflite_builder import ModelBuilder, run_tflm
 from tflite_random import OPS, build_model, degenerate_outputs, graph_inputs, input_sets, random_graph, random_model, run_case
 from test_ops import act, add_conv, check
@@ -119,3 +120,30 @@ def test_binary_with_a_constant_operand(tmp_path, op, const_shape, const_first):
     y = act(b, [1, 4, 4, 4], scale=0.1 if op == "ADD" else 0.05, zero_point=-2)
     b.add_operator(op, [c, x] if const_first else [x, c], [y], fused_activation_function="NONE")
     check(tmp_path, b.build([x], [y]))
+
+
+def test_patch_loop_keeps_an_input_that_is_also_a_model_output(tmp_path):
+    """A patched depthwise conv whose input is also a model output (through a RESHAPE): the
+    stage may not overlap that input (the loop's overlaps were computed before the outputs
+    were known, so the stage overwrote the second output)."""
+    b = ModelBuilder()
+    x = act(b, [1, 6, 6, 3])
+    g = np.random.default_rng(4)
+    weights = b.add_tensor([1, 3, 3, 3], np.int8, scale=[0.01, 0.02, 0.015], zero_point=0, quantized_dimension=3,
+                           data=g.integers(-127, 128, (1, 3, 3, 3)))
+    bias = b.add_tensor([3], np.int32, scale=[0.05 * s for s in (0.01, 0.02, 0.015)], zero_point=0,
+                        data=g.integers(-500, 500, 3))
+    y = act(b, [1, 6, 6, 3], scale=0.03, zero_point=-3)
+    b.add_operator("DEPTHWISE_CONV_2D", [x, weights, bias], [y], padding="SAME", stride_h=1, stride_w=1,
+                   depth_multiplier=1)
+    flat = act(b, [1, 108])
+    b.add_operator("RESHAPE", [x, b.add_tensor([2], np.int32, data=np.array([1, 108]))], [flat], new_shape=[1, 108])
+    model = b.build([x], [y, flat])
+    path = tmp_path / "model.tflite"
+    path.write_bytes(model)
+    artifact = tvm_tinyml.build(str(path), target="host", patch=(1, 2))
+    assert artifact.memory.patch is not None
+    for seed in range(3):
+        xs = [np.random.default_rng(seed).integers(-128, 128, [1, 6, 6, 3]).astype(np.int8)]
+        for ours, ref in zip(artifact.run_host(xs), run_tflm(model, xs)):
+            np.testing.assert_array_equal(ours.reshape(ref.shape), ref)

@@ -675,14 +675,20 @@ def _mismatch(model: bytes, artifact, sets: list[list[np.ndarray]]) -> tuple[str
 def _plan_problems(artifact) -> tuple[int, list[str]]:
     """(overlaps replayed, problems): overlaps the independent replay finds unsafe, arena clobbers."""
     from replay import arena_clobbers, overlap_problems
+    from tvm_tinyml.lower import lower
 
-    replayed, problems = overlap_problems(artifact.graph, artifact.plan)
-    return replayed, problems + arena_clobbers(artifact.graph, artifact.plan, {})
+    graph = artifact.graph
+    # Patch kernels read their origin from a constant: lowering again names constants the same.
+    patched = any(op.attrs.get("full_input") or op.op == "patch_place_inplace" for op in graph.ops)
+    constants = lower(artifact.modules["integer"]).constants if patched else {}
+    replayed, problems = overlap_problems(graph, artifact.plan)
+    return replayed, problems + arena_clobbers(graph, artifact.plan, constants)
 
 
-def run_case(seed: int, workdir: Path, inputs: int = 2) -> CaseResult:
-    """Builds random graph `seed`, compiles it for host, compares it with TFLM bit-exactly on
-    `inputs` random input sets and replays its memory plan."""
+def run_case(seed: int, workdir: Path, inputs: int = 2, **build_options) -> CaseResult:
+    """Builds random graph `seed`, compiles it (for host, or `tvm_tinyml.build` keyword arguments
+    `build_options`), compares it with TFLM bit-exactly on `inputs` random input sets through
+    the host C compiler and replays its memory plan."""
     import tvm_tinyml
     from tvm_tinyml.errors import UnsupportedOperatorError
 
@@ -690,7 +696,7 @@ def run_case(seed: int, workdir: Path, inputs: int = 2) -> CaseResult:
     path = Path(workdir) / f"random_{seed}.tflite"
     path.write_bytes(model)
     try:
-        artifact = tvm_tinyml.build(str(path), target="host")
+        artifact = tvm_tinyml.build(str(path), **{"target": "host", **build_options})
         sets = input_sets([spec["shape"] for spec in artifact.metadata["inputs"]], seed, inputs)
         mismatch, runs = _mismatch(model, artifact, sets)
         replayed, problems = _plan_problems(artifact)
