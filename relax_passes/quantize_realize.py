@@ -441,6 +441,8 @@ class _Realizer:
         if len(widths) != 8 or any(v for i, v in enumerate(widths) if i not in spatial):
             raise UnsupportedOperatorError(f"PAD is supported on the spatial axes of 4-D {self.layout} tensors only")
         pads = (widths[2 * h], widths[2 * w], widths[2 * h + 1], widths[2 * w + 1])
+        if not any(pads):  # nothing to pad: a view, not a copy kernel
+            return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
         value = x.scalar_zp + qp.round_half_away(float(call.attrs.pad_value) / x.scalar_scale)
         if not -128 <= value <= 127:
             raise UnsupportedOperatorError(f"PAD value {call.attrs.pad_value} is outside the int8 range")
@@ -451,7 +453,11 @@ class _Realizer:
     def _q_permute_dims(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
         self._same_quant(x, out, "TRANSPOSE")
-        axes = [int(a) for a in call.attrs.axes]
+        shape = [int(d) for d in call.args[0].ty.shape]
+        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else list(range(len(shape)))[::-1]
+        moved = [a for a in axes if shape[a] != 1]
+        if moved == sorted(moved):  # only size-1 axes move: the bytes keep their order, a view
+            return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
         return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):

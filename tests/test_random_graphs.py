@@ -147,3 +147,30 @@ def test_patch_loop_keeps_an_input_that_is_also_a_model_output(tmp_path):
         xs = [np.random.default_rng(seed).integers(-128, 128, [1, 6, 6, 3]).astype(np.int8)]
         for ours, ref in zip(artifact.run_host(xs), run_tflm(model, xs)):
             np.testing.assert_array_equal(ours.reshape(ref.shape), ref)
+
+
+@pytest.mark.parametrize("op, shape, const", [
+    ("TRANSPOSE", [2, 11], [0, 1]),  # identity
+    ("TRANSPOSE", [1, 24], [1, 0]),  # only a size-1 axis moves
+    ("TRANSPOSE", [1, 3, 1, 4], [0, 2, 1, 3]),
+    ("PAD", [1, 3, 4, 2], [[0, 0], [0, 0], [0, 0], [0, 0]]),  # pads nothing
+])
+@pytest.mark.parametrize("planner", ["tinyml", "tvm"])
+def test_byte_order_preserving_ops_are_views(tmp_path, op, shape, const, planner):
+    """A TRANSPOSE that keeps the bytes in order, or an empty PAD, is a view (no kernel): TVM's
+    plan already treats such a copy as a reshape, so memory_planner="tvm" could not map it."""
+    const = np.array(const, np.int32)
+    out_shape = [shape[p] for p in const] if op == "TRANSPOSE" else shape
+    b = ModelBuilder()
+    x = act(b, shape)
+    t = act(b, out_shape)
+    b.add_operator(op, [x, b.add_tensor(list(const.shape), np.int32, data=const)], [t])
+    y = act(b, out_shape, scale=0.08, zero_point=3)
+    b.add_operator("QUANTIZE", [t], [y])
+    path = tmp_path / "model.tflite"
+    model = b.build([x], [y])
+    path.write_bytes(model)
+    artifact = tvm_tinyml.build(str(path), target="host", memory_planner=planner)
+    assert artifact.metadata["layers"] == ["requantize"]
+    xs = [np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)]
+    np.testing.assert_array_equal(artifact.run_host(xs)[0].reshape(out_shape), run_tflm(model, xs)[0])
