@@ -1,7 +1,7 @@
 """Differential fuzzing: random int8 TFLite graphs compiled for host, bit-exact against TFLite Micro.
 
     python benchmarks/fuzz_models.py --graphs N [--seed S] [--inputs 2] [--target T] [--patch auto]
-                                     [--patch-mac-overhead F] [--memory-planner tinyml|tvm]
+                                     [--patch-head K]                                     [--patch-mac-overhead F] [--memory-planner tinyml|tvm]
 
 Graph i is random graph S + i of tests/tflite_random.py (rerun one with `--seed X --graphs 1`).
 Prints, per operator, how many graphs containing it ended in each status, then every graph
@@ -49,6 +49,8 @@ def main() -> int:
     parser.add_argument("--inputs", type=int, default=2, help="random input sets per graph")
     parser.add_argument("--target", default="host", help="target the C is generated for (always run on the host)")
     parser.add_argument("--patch", default="off", help='patch-based inference: "off", "auto" (see tvm-tinyml build)')
+    parser.add_argument("--patch-head", type=int, default=0,
+                        help="graphs start with K patchable operators, run in patches (overrides --patch)")
     parser.add_argument("--patch-mac-overhead", type=float, default=0.20, help="MAC overhead allowed to patches")
     parser.add_argument("--memory-planner", default="tinyml", choices=["tinyml", "tvm"])
     parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback tail of errors")
@@ -57,7 +59,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         seeds = range(args.seed, args.seed + args.graphs)
         for seed in tqdm(seeds, desc="graphs", unit="graph", disable=not sys.stderr.isatty()):
-            results.append(run_case(seed, Path(work), inputs=args.inputs, target=args.target, patch=args.patch,
+            results.append(run_case(seed, Path(work), inputs=args.inputs, patch_head=args.patch_head,
+                                    target=args.target, patch=args.patch,
                                     patch_mac_overhead=args.patch_mac_overhead, memory_planner=args.memory_planner))
     print(op_table(results))
     print(f"memory plans: {sum(r.replayed for r in results)} overlapping input/output pairs replayed safely")

@@ -80,6 +80,7 @@ class RandomGraph:
         self.acts: list[Act] = []
         self.readers: Counter[int] = Counter()  # tensor index -> operators reading it
         self.op_names: list[str] = []
+        self.sealed: set[int] = set()  # tensors no further operator or output may read (a patch head's inside)
 
     # ------------------------------------------------------------ random helpers
 
@@ -261,11 +262,12 @@ def _gen_conv_2d(g: RandomGraph, x: Act) -> Act:
     return y
 
 
-def _gen_depthwise_conv_2d(g: RandomGraph, x: Act) -> Act:
+def _gen_depthwise_conv_2d(g: RandomGraph, x: Act, multiplier: int | None = None) -> Act:
     n, h, w, cin = x.shape
     win = _window(g, x, dilate=True)
     oh, ow = win["out_hw"]
-    multiplier = 2 if g.chance(0.3) and 2 * x.size <= MAX_ELEMENTS else 1
+    if multiplier is None:
+        multiplier = 2 if g.chance(0.3) and 2 * x.size <= MAX_ELEMENTS else 1
     cout = cin * multiplier
     (kh, kw), (dh, dw) = win["kernel"], win["dilation"]
     activation = _activation(g)
@@ -583,13 +585,27 @@ def _join(g: RandomGraph, a: Act, b: Act) -> Act | None:
     return None
 
 
-def random_graph(seed: int, max_ops: int = 6) -> RandomGraph:
-    """A random graph of about `max_ops` operators: chains, joined branches, several outputs."""
+# Operators patch-based inference can run patch by patch (the head of `random_graph`).
+PATCHABLE: dict[str, Callable[[RandomGraph, Act], Act]] = {
+    "CONV_2D": _gen_conv_2d,
+    "DEPTHWISE_CONV_2D": lambda g, x: _gen_depthwise_conv_2d(g, x, multiplier=1),
+}
+
+
+def random_graph(seed: int, max_ops: int = 6, head: int = 0) -> RandomGraph:
+    """A random graph of about `max_ops` operators: chains, joined branches, several outputs.
+
+    With `head`, the graph starts with a chain of `head` PATCHABLE operators on an image.
+    """
     g = RandomGraph(seed)
-    last = g.input(_input_shape(g))
-    target = g.integer(2, max_ops)
+    last = g.input((1, g.integer(10, 16), g.integer(10, 16), g.integer(1, 4)) if head else _input_shape(g))
+    for _ in range(head):
+        last = PATCHABLE[g.choice(list(PATCHABLE))](g, last)
+    tail = len(g.acts) - 1  # the rest reads no tensor inside the head: it stays one chain
+    g.sealed = {a.index for a in g.acts[1:tail]}
+    target = g.integer(2, max_ops) + head
     while len(g.op_names) < target:
-        source = last if g.chance(0.7) else g.choice(g.acts)
+        source = last if g.chance(0.7) else g.choice(g.acts[tail:])
         if g.chance(0.3):
             left = _apply_random_op(g, source)
             right = _apply_random_op(g, source) if g.chance(0.7) else source
@@ -608,15 +624,15 @@ def build_model(g: RandomGraph) -> bytes:
     """The graph's .tflite: outputs are all unconsumed activations, sometimes one consumed one too."""
     inputs = {a.index for a in g.inputs}
     outputs = [a.index for a in g.acts if a.index not in g.readers and a.index not in inputs]
-    inner = [a.index for a in g.acts if a.index in g.readers and a.index not in inputs]
+    inner = [a.index for a in g.acts if a.index in g.readers and a.index not in inputs | g.sealed]
     if inner and g.chance(0.15):
         outputs.append(g.choice(inner))
     return g.builder.build([a.index for a in graph_inputs(g)], outputs)
 
 
-def random_model(seed: int) -> tuple[bytes, list[str]]:
-    """The .tflite of random graph `seed` and the operators it contains."""
-    g = random_graph(seed)
+def random_model(seed: int, head: int = 0) -> tuple[bytes, list[str]]:
+    """The .tflite of random graph `seed` (see `random_graph`) and the operators it contains."""
+    g = random_graph(seed, head=head)
     return build_model(g), g.op_names
 
 
@@ -685,14 +701,17 @@ def _plan_problems(artifact) -> tuple[int, list[str]]:
     return replayed, problems + arena_clobbers(graph, artifact.plan, constants)
 
 
-def run_case(seed: int, workdir: Path, inputs: int = 2, **build_options) -> CaseResult:
+def run_case(seed: int, workdir: Path, inputs: int = 2, patch_head: int = 0, **build_options) -> CaseResult:
     """Builds random graph `seed`, compiles it (for host, or `tvm_tinyml.build` keyword arguments
     `build_options`), compares it with TFLM bit-exactly on `inputs` random input sets through
-    the host C compiler and replays its memory plan."""
+    the host C compiler and replays its memory plan. With `patch_head`, the graph starts with
+    that many patchable operators, run in 2x2 or 2x3 patches."""
     import tvm_tinyml
     from tvm_tinyml.errors import UnsupportedOperatorError
 
-    model, ops = random_model(seed)
+    model, ops = random_model(seed, head=patch_head)
+    if patch_head:
+        build_options["patch"] = (patch_head, (2, 2 + seed % 2))
     path = Path(workdir) / f"random_{seed}.tflite"
     path.write_bytes(model)
     try:
