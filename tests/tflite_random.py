@@ -25,6 +25,16 @@ drawn from `g.rng` and returns its output), `accepts(x) -> bool` (can it read `x
 and `weight` (relative frequency). A join is `build(g, a, b) -> Act | None` (None when the two
 shapes cannot be combined). Generators must only produce variants the compiler supports;
 graph tensors stay small (`MAX_ELEMENTS`) so a graph compiles and runs in about a second.
+
+Tools for a build function, all on `g` (a `RandomGraph`): `g.rng`, `g.choice`, `g.chance`,
+`g.integer` for random options; `g.output(shape, samples, quant=None)` for the output tensor
+(`quant=x.quant` when the op requires equal input and output quantization, a fixed pair such
+as `(1 / 256, -128)` when TFLM requires one); `g.const(values, dtype, **quant)` for constant
+operands (axes, shapes, weights), `g.const_act(shape)` for a constant int8 operand and
+`g.input(shape, quant=None)` for a second graph input; `g.op(name, input_indices, y, **options)`
+to add the operator (options as for `ModelBuilder.add_operator`); `g.requantized(x, quant)`
+inserts a QUANTIZE when an operand needs another quantization. The samples of `y` should be
+what the op computes on the samples of its inputs (`g.mix` decorrelates a second operand).
 """
 
 from __future__ import annotations
