@@ -177,6 +177,7 @@ class RandomGraph:
 
 
 def _out_size(size: int, kernel: int, stride: int, padding: str, dilation: int = 1) -> int:
+    """TFLite's output size of a window along one axis."""
     if padding == "SAME":
         return -(-size // stride)
     return -(-(size - (kernel - 1) * dilation) // stride)
@@ -203,11 +204,13 @@ _ACTIVATION_RANGE = {"NONE": (-np.inf, np.inf), "RELU": (0.0, np.inf), "RELU6": 
 
 
 def _activation(g: RandomGraph, allowed=_ACTIVATIONS) -> str:
+    """A random fused activation among `allowed` (NONE most often)."""
     weights = {"NONE": 0.45, "RELU": 0.25, "RELU6": 0.2, "RELU_N1_TO_1": 0.1}
     return g.choice(list(allowed), p=[weights[a] for a in allowed])
 
 
 def _activated(samples: np.ndarray, activation: str) -> np.ndarray:
+    """The samples through a fused activation."""
     lo, hi = _ACTIVATION_RANGE[activation]
     return np.clip(samples, lo, hi)
 
