@@ -686,7 +686,11 @@ class _Realizer(ActivationRealizer, MovementRealizer):
     def _q_permute_dims(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
         self._same_quant(x, out, "TRANSPOSE")
-        axes = [int(a) for a in call.attrs.axes]
+        shape = [int(d) for d in call.args[0].ty.shape]
+        axes = [int(a) for a in call.attrs.axes] if call.attrs.axes is not None else list(range(len(shape)))[::-1]
+        moved = [a for a in axes if shape[a] != 1]
+        if moved == sorted(moved):  # only size-1 axes move: the bytes keep their order, a view
+            return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
         return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):

@@ -97,7 +97,44 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         inside = np.all((src >= 0) & (src < np.array(in_shape)[:, None]), axis=0)
         e = np.arange(n_out)
         return e, e[inside], np.ravel_multi_index(tuple(src[:, inside]), in_shape)
+    if op in ("pad", "concatenate"):  # output element by element, each a copy of one input element (or none)
+        source = _copy_source(op, attrs, in_shapes, input_index)
+        e = np.arange(n_out)
+        return e, e[source >= 0], source[source >= 0]
     raise NotImplementedError(f"no replay for {op}")
+
+
+def _copy_source(op: str, attrs: dict, in_shapes, input_index: int) -> np.ndarray:
+    """Per output element of a pad (NHWC) or concatenate, the element of input `input_index` it copies, -1 if none."""
+    elements = np.arange(int(np.prod(in_shapes[input_index]))).reshape(in_shapes[input_index])
+    if op == "pad":
+        top, left, bottom, right = attrs["pads"]
+        return np.pad(elements, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-1).ravel()
+    parts = [np.full(shape, -1) for shape in in_shapes]
+    parts[input_index] = elements
+    return np.concatenate(parts, axis=attrs["axis"]).ravel()
+
+
+def overlap_problems(graph, plan) -> tuple[int, list[str]]:
+    """Replays every input/output pair the plan lets share bytes at the actual offsets: how many
+    were replayed, and the unsafe ones. A patch loop's own overlaps (`graph.loop_overlaps`,
+    between patches) are left to `arena_clobbers`."""
+    checked, problems = 0, []
+    for overlap in plan.overlaps:
+        delta = plan.offsets[overlap.output] - plan.offsets[overlap.input]
+        size_in = graph.tensors[overlap.input].nbytes
+        if overlap in graph.loop_overlaps or delta >= size_in or delta <= -graph.tensors[overlap.output].nbytes:
+            continue  # between patches, or placed apart: nothing to replay here
+        op = next(o for o in graph.ops if graph.storage(o.outputs[0]) == overlap.output
+                  and overlap.input in map(graph.storage, o.inputs))
+        index = next(i for i, t in enumerate(op.inputs) if graph.storage(t) == overlap.input)
+        shapes = [graph.tensors[t].shape for t in op.inputs]
+        weight = shapes[1] if len(shapes) > 1 else None
+        trace = kernel_trace(op.op, op.attrs, shapes, graph.tensors[op.outputs[0]].shape, index, weight)
+        if not overlap_is_safe(trace, delta, size_in):
+            problems.append(f"{op.op} overlaps {overlap.input} -> {overlap.output} unsafely at delta {delta}")
+        checked += 1
+    return checked, problems
 
 
 def overlap_is_safe(trace, delta: int, in_size: int) -> bool:

@@ -17,7 +17,7 @@ from memory_planner import BufferRequirement, Graph, OpCall, Overlap, Tensor
 from memory_planner.bounds import classic_bound, lower_bound
 from memory_planner.lifetimes import buffer_requirements
 from memory_planner.placement import place
-from replay import kernel_trace, overlap_is_safe
+from replay import kernel_trace, overlap_is_safe, overlap_problems
 from tvm_tinyml.overlap import max_overlap_delta
 
 
@@ -128,19 +128,8 @@ def test_overlap_rule_is_safe_and_tight_against_a_replay(op, hw, c_in, mult, k, 
 
 def assert_overlaps_replay_safely(graph: Graph, plan) -> int:
     """For every input/output pair the plan lets share bytes, replay the kernel at the actual offsets."""
-    checked = 0
-    for overlap in plan.overlaps:
-        delta = plan.offsets[overlap.output] - plan.offsets[overlap.input]
-        size_in = graph.tensors[overlap.input].nbytes
-        if delta >= size_in or delta <= -graph.tensors[overlap.output].nbytes:
-            continue  # placed apart: nothing to replay
-        op = next(o for o in graph.ops if graph.storage(o.outputs[0]) == overlap.output)
-        index = next(i for i, t in enumerate(op.inputs) if graph.storage(t) == overlap.input)
-        shapes = [graph.tensors[t].shape for t in op.inputs]
-        weight = shapes[1] if len(shapes) > 1 else None
-        trace = kernel_trace(op.op, op.attrs, shapes, graph.tensors[op.outputs[0]].shape, index, weight)
-        assert overlap_is_safe(trace, delta, size_in), (op.op, overlap, delta)
-        checked += 1
+    checked, problems = overlap_problems(graph, plan)
+    assert not problems, problems
     return checked
 
 

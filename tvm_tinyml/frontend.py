@@ -443,7 +443,9 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
             if params is None or wrapper.tensor == 0:
                 continue
             rank = len(np.atleast_1d(wrapper.tensor.ShapeAsNumpy())) if wrapper.tensor.ShapeLength() else 0
-            if not 0 <= params["axis"] < max(rank, 1):
+            if wrapper.tensor.Quantization().ScaleLength() == 1:
+                params["axis"] = 0  # per-tensor (e.g. a 1-channel per-channel depthwise filter)
+            elif not 0 <= params["axis"] < max(rank, 1):
                 params["axis"] = max(rank - 1, 0)
         return wrappers
 
@@ -628,6 +630,24 @@ class QDQOperatorConverter(MovementConverter, tflite_frontend.OperatorConverter)
             raise tvm.error.OpNotImplemented("RESIZE_BILINEAR with both align_corners and half_pixel_centers")
         return super().convert_resize_bilinear(op)
 
+    def convert_conv(self, op, conv_type):
+        """TVM's CONV_2D / DEPTHWISE_CONV_2D conversion; an absent bias (input -1) means no bias.
+
+        (TVM's converter takes any third input for a bias tensor and crashes on -1.)
+        """
+        self._drop_absent_inputs = True
+        try:
+            return super().convert_conv(op, conv_type)
+        finally:
+            self._drop_absent_inputs = False
+
+    def get_input_tensors(self, op):
+        """The op's input tensors; trailing absent ones dropped while converting a convolution."""
+        tensors = super().get_input_tensors(op)
+        while getattr(self, "_drop_absent_inputs", False) and tensors and tensors[-1].tensor_idx < 0:
+            tensors.pop()
+        return tensors
+
     def _dequantized_input(self, op) -> relax.Expr:
         """The op's first input, dequantized to float32."""
         tensor = self.get_input_tensors(op)[0]
@@ -657,8 +677,7 @@ def source_classic_bound(path: str | os.PathLike) -> int | None:
     last: dict[int, int] = {}
 
     def touch(index: int, step: int) -> None:
-        tensor = graph.Tensors(index)
-        if index < 0 or model.Buffers(tensor.Buffer()).DataLength() > 0:
+        if index < 0 or model.Buffers(graph.Tensors(index).Buffer()).DataLength() > 0:
             return  # optional input, or a constant (flash)
         first[index], last[index] = min(first.get(index, step), step), max(last.get(index, step), step)
 

@@ -127,13 +127,13 @@ def lower(mod: tvm.IRModule, loop_overlaps: bool = True) -> Lowered:
     for i in range(1, len(graph.ops)):  # a patch loop runs patch by patch, as the graph lists it
         if graph.ops[i].attrs.get("patch") and graph.ops[i - 1].attrs.get("patch"):
             graph.after[i] = {i - 1}
-    if loop_overlaps:
-        graph.loop_overlaps = patch_loop_overlaps(graph, constants)
     result = func.body.body
     if isinstance(result, relax.Tuple):
         graph.outputs = [names[f] for f in result.fields]
     else:
         graph.outputs = tuples.get(result, [names.get(result)])
+    if loop_overlaps:  # after the outputs are known: a loop input that is a model output offers none
+        graph.loop_overlaps = patch_loop_overlaps(graph, constants)
     return Lowered(graph, kernels, constants)
 
 

@@ -20,7 +20,7 @@ _TARGET = tvm.target.Target({"kind": "c"}).with_host(tvm.target.Target({"kind": 
 _CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t", "float32": "float"}
 _SIZES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8, "float": 4}
 _LOCAL_ARRAY = re.compile(r"^\s+(\w+) \w+\[(\d+)\];$", re.MULTILINE)
-_BIND = re.compile(r"^  (\w+)\* (\w+) = \(\(\1\*\)\(\(\1\*\)\(\(\(DLTensor\*\)\w+_handle\)\[0\]\.data\)\)\);$")
+_BIND = re.compile(r"^  (\w+)\* (\w+) = \(\(\1\*\)\(\(\1\*\)\(\(\(DLTensor\*\)\w+_handle(?:_\d+)?\)\[0\]\.data\)\)\);$")
 
 
 @dataclass(frozen=True)
