@@ -27,11 +27,18 @@ def _build_options(args: argparse.Namespace) -> dict:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from tvm_tinyml.builder import build
+    from tvm_tinyml.project import check_project, write_project
 
+    if args.project:
+        check_project(args.project, args.target, args.output)
     artifact = build(args.model, target=args.target, **_build_options(args))
-    out = artifact.export(args.output)
+    if args.project:
+        out = write_project(artifact, args.project, args.output)
+        print(f"wrote the {args.project} project to {out}: `make -C {out}` builds it (see {out / 'README.md'})")
+    else:
+        out = artifact.export(args.output)
+        print(f"wrote {', '.join(sorted(artifact.sources))} and the build files to {out}")
     memory = artifact.memory
-    print(f"wrote {', '.join(sorted(artifact.sources))} to {out}")
     print(f"arena {memory.arena_bytes:,} B, weights {memory.flash_bytes:,} B on {memory.target}")
     return EXIT_OK
 
@@ -109,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".tflite or .onnx (QDQ) model")
     p.add_argument("--target", default="stm32f746", choices=targets)
     p.add_argument("-o", "--output", required=True, help="output directory")
+    p.add_argument("--project", choices=["qemu", "stm32f746"], help="write a complete bare-metal project (Makefile, startup, linker script, app)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("verify", help="run the generated C on the host against the reference interpreter")

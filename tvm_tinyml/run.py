@@ -134,7 +134,7 @@ def _split_outputs(data: bytes, meta: dict) -> list[np.ndarray]:
     return outputs
 
 
-def _board_target(board: str, target: str | None) -> tuple[str, dict]:
+def board_target(board: str, target: str | None) -> tuple[str, dict]:
     """The compile target for `board` and the project options that give the board its limits."""
     own = BOARD_TARGETS[board]
     if target is None or target == own:
@@ -171,7 +171,7 @@ def run_on_board(
     """
     if board not in BOARD_TARGETS:
         raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
-    target, project_options = _board_target(board, target)
+    target, project_options = board_target(board, target)
     artifact = build(model, target=target, **build_options)
     meta = artifact.metadata
     input_sets = random_inputs(artifact, inputs, seed)
