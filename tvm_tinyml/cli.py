@@ -107,8 +107,22 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: print the package, TVM and toolchain versions, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the package, TVM and toolchain versions")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from tvm_tinyml.versions import version_report
+
+        print(version_report())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     targets = sorted(TARGETS)
 

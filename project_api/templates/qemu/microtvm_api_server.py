@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from project_api.arm_build import (
+    HOST_CC_HINT,
     fill_template,
     link_firmware,
     memory_report,
@@ -82,7 +83,7 @@ class QemuHandler(ProcessChannelHandler):
         elf = self.build_dir / "firmware.elf"
         sources = self.model_sources() + [self.directory / "firmware" / "cortex_m.c", self.directory / "board_qemu.c"]
         link_firmware(sources, self.include_dirs(), MACHINES[resolved["board"]][1], self.directory / "link.ld", elf)
-        cc = require_tool("cc", "install a host C compiler (gcc) to build the QEMU plugin")
+        cc = require_tool("cc", f"{HOST_CC_HINT} (it builds the QEMU plugin)")
         run_tool([cc, *PLUGIN_CFLAGS, "-o", str(self.build_dir / PLUGIN),
                   str(self.directory / PLUGIN_SOURCE)], "building the QEMU plugin")
         info = memory_report(elf, resolved["ram_bytes"], resolved["flash_bytes"])
