@@ -71,3 +71,10 @@ def test_project_refuses_a_non_empty_directory(tmp_path, capsys):
     assert main(["compile", str(MODELS / "ad01_int8.tflite"), "--project", "qemu", "-o", str(tmp_path)]) == 2
     assert "exists and is not an empty directory" in capsys.readouterr().err
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_project_relative_output_directory(tmp_path, monkeypatch):
+    """-o relative to the caller's directory (the template server runs elsewhere)."""
+    monkeypatch.chdir(tmp_path)
+    _compile_project(MODELS / "ad01_int8.tflite", "qemu", Path("relative"))
+    assert (tmp_path / "relative" / "Makefile").is_file()
