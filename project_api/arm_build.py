@@ -12,6 +12,7 @@ from project_api.server import ServerError
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Werror", "-ffunction-sections", "-fdata-sections"]
 LDFLAGS = ["-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections", "-lm"]  # -lm: expf/logf of float model ends
 TOOLCHAIN_HINT = "install the Arm toolchain: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
+HOST_CC_HINT = "install a host C compiler: apt-get install gcc"
 FLASH_SECTIONS = (".text", ".ARM.exidx", ".data")
 RAM_SECTIONS = (".stack", ".data", ".bss", ".arena")
 _BUILD_TIMEOUT_SEC = 600

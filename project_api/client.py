@@ -161,10 +161,11 @@ class ProjectAPIClient:
         self, model_library_format_path: str | os.PathLike, project_dir: str | os.PathLike, options: dict,
         standalone_crt_dir: str | os.PathLike = FIRMWARE_DIR, timeout_sec: float = 120.0,
     ) -> None:
+        # Absolute: the server runs in its own directory, where a relative path would land.
         params = {
-            "model_library_format_path": str(model_library_format_path),
-            "standalone_crt_dir": str(standalone_crt_dir),
-            "project_dir": str(project_dir),
+            "model_library_format_path": str(Path(model_library_format_path).resolve()),
+            "standalone_crt_dir": str(Path(standalone_crt_dir).resolve()),
+            "project_dir": str(Path(project_dir).resolve()),
             "options": options,
         }
         self.call("generate_project", params, timeout_sec)

@@ -3,8 +3,9 @@
 `generate_project` copies the template's server script and files, the firmware runtime (the
 `standalone_crt_dir`) and the model (the exported artifact, as a directory or a tar: our
 "model library format") into the project, then writes the model glue (`tinyml_model.c`) and
-the kernel table (`tinyml_kernels.c`). The generated project is itself a Project API server
-(`is_template` false) that builds, flashes and opens the transport.
+the kernel table (`tinyml_kernels.c`), and for a Cortex-M board the Makefile, README.md and
+app_main.c a user builds with `make` (`project_api/standalone.py`). The generated project is
+itself a Project API server (`is_template` false) that builds, flashes and opens the transport.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 from project_api.server import ProjectAPIHandler, ProjectOption, ServerError, ServerInfo, check_options
+from project_api.standalone import StandaloneBoard, write_standalone
 
 PROJECT_FILE = "project.json"
 SERVER_SCRIPT = "microtvm_api_server.py"
@@ -129,12 +131,19 @@ class TemplateHandler(ProjectAPIHandler):
         else:
             (project_dir / "tinyml_kernels.c").write_text(EMPTY_KERNEL_TABLE)
         self.generate_board_files(project_dir, metadata, resolved)
+        standalone = self.standalone_board(resolved)
+        if standalone is not None:
+            write_standalone(project_dir, metadata, standalone)
         project = {"platform": self.platform_name, "model": metadata["model"], "arena_bytes": metadata["arena_bytes"],
                    "options": resolved}
         (project_dir / PROJECT_FILE).write_text(json.dumps(project, indent=2) + "\n")
 
     def generate_board_files(self, project_dir: Path, metadata: dict, options: dict) -> None:
         """Write board-specific generated files (linker script, ...)."""
+
+    def standalone_board(self, options: dict) -> StandaloneBoard | None:
+        """How the project's Makefile builds and runs the firmware (None: no Makefile, app_main.c, README)."""
+        return None
 
     # ---- helpers for the project's own server ----
 

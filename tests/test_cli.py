@@ -77,7 +77,8 @@ def test_compile_writes_the_artifact(tmp_path):
     result = cli("compile", KWS, "--target", "stm32f746", "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     files = {p.name for p in (tmp_path / "out").iterdir()}
-    assert files == {"kws_ref_model.c", "kws_ref_model.h", "tinyml_math.h", "memory.json", "metadata.json"}
+    assert files == {"kws_ref_model.c", "kws_ref_model.h", "tinyml_math.h", "memory.json", "metadata.json",
+                     "CMakeLists.txt", "kws_ref_model.mk", "example_main.c", "arm-none-eabi.cmake"}
     header = (tmp_path / "out" / "kws_ref_model.h").read_text()
     for needle in ("KWS_REF_MODEL_ARENA_BYTES", "KWS_REF_MODEL_NUM_INPUTS 1", "KWS_REF_MODEL_INPUT0_SHAPE {1, 49, 10, 1}",
                    "KWS_REF_MODEL_INPUT0_ZERO_POINT 83", "int kws_ref_model_run(uint8_t *arena);"):

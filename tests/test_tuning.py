@@ -210,4 +210,4 @@ def test_tune_cli_json_reports_default_and_tuned_cycles(tmp_path):
     assert len(read_log(log)) == 4
     # TVM's default schedules (plain TE lowering) against the SIMD templates with the best measured configs
     assert 0 < result["tuned_cycles"] < result["default_cycles"]
-    assert "trial" in proc.stderr  # the tqdm progress bar
+    assert proc.stderr == ""  # the tqdm progress bar shows only on a terminal (tests/test_first_hour.py)

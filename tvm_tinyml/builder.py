@@ -18,6 +18,7 @@ from relax_passes import InplaceDepthwise, QuantizeRealize
 from schedules.dispatch import use_configs
 from schedules.tuning_log import apply_history_best
 from tvm_tinyml import frontend
+from tvm_tinyml.codegen.build_files import build_files
 from tvm_tinyml.codegen.model_c import RUNTIME_HEADER, IOQuant, generate
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
 from tvm_tinyml.flash_fit import int8_weight_configs
@@ -146,7 +147,8 @@ class Artifact:
         self._host_model = None
 
     def export(self, directory: str | os.PathLike) -> Path:
-        """Write sources, the runtime header, memory.json and metadata.json into `directory`."""
+        """Write sources, the runtime header, memory.json, metadata.json and the build glue
+        (CMakeLists.txt, `<name>.mk`, example_main.c, a toolchain file) into `directory`."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         for filename, text in self.sources.items():
@@ -154,6 +156,8 @@ class Artifact:
         (out / RUNTIME_HEADER).write_text((RUNTIME_DIR / RUNTIME_HEADER).read_text())
         (out / "memory.json").write_text(json.dumps(self.memory.to_dict(), indent=2) + "\n")
         (out / "metadata.json").write_text(json.dumps(self.metadata, indent=2) + "\n")
+        for filename, text in build_files(self.metadata).items():
+            (out / filename).write_text(text)
         return out
 
     def run_host(self, inputs: list[np.ndarray]) -> list[np.ndarray]:

@@ -143,11 +143,18 @@ def _build_options(args: argparse.Namespace) -> dict:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from tvm_tinyml.builder import build
+    from tvm_tinyml.project import check_project, write_project
 
+    if args.project:
+        check_project(args.project, args.target, args.output)
     artifact = build(args.model, target=args.target, **_build_options(args))
-    out = artifact.export(args.output)
+    if args.project:
+        out = write_project(artifact, args.project, args.output)
+        print(f"wrote the {args.project} project to {out}: `make -C {out}` builds it (see {out / 'README.md'})")
+    else:
+        out = artifact.export(args.output)
+        print(f"wrote {', '.join(sorted(artifact.sources))} and the build files to {out}")
     memory = artifact.memory
-    print(f"wrote {', '.join(sorted(artifact.sources))} to {out}")
     print(f"arena {memory.arena_bytes:,} B, weights {memory.flash_bytes:,} B on {memory.target}")
     if args.json:
         print(json.dumps({"model": artifact.name, "target": memory.target, "output": str(out), "files": sorted(artifact.sources),
@@ -219,8 +226,22 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _VersionAction(argparse.Action):
+    """`--version`: print the package, TVM and toolchain versions, then exit."""
+
+    def __init__(self, option_strings, dest, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the package, TVM and toolchain versions")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from tvm_tinyml.versions import version_report
+
+        print(version_report())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tvm-tinyml", description="Compile int8 models to standalone C for Cortex-M.")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     targets = sorted(TARGETS)
 
@@ -228,6 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".tflite or .onnx (QDQ) model")
     p.add_argument("--target", default="stm32f746", choices=targets)
     p.add_argument("-o", "--output", required=True, type=_output_dir, help="output directory")
+    p.add_argument("--project", choices=["qemu", "stm32f746"], help="write a complete bare-metal project (Makefile, startup, linker script, app)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_compile)
 

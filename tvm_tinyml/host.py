@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from project_api.arm_build import HOST_CC_HINT
 from tvm_tinyml.errors import TinyMLError
 
 HOST_CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fPIC", "-shared"]
@@ -26,7 +27,7 @@ class HostModel:
         library = Path(self._tmp.name) / f"lib{name}.so"
         cc = shutil.which("cc")
         if cc is None:
-            raise TinyMLError("no host C compiler: install gcc (cc) to run models on the host")
+            raise TinyMLError(f"cc not found on PATH (it runs the model on the host): {HOST_CC_HINT}")
         command = [cc, *HOST_CFLAGS, "-I", str(directory), str(directory / f"{name}.c"), *HOST_LIBS, "-o", str(library)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=600)
         if result.returncode != 0:

@@ -24,6 +24,7 @@ from relax_passes.patch_fusion import PatchFusion, patch_windows, segment_layers
 from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.lower import Lowered, lower
 from tvm_tinyml.macs import model_macs
+from tvm_tinyml.progress import progress_bar
 
 MAX_GRID = 8
 MAX_START = 3  # the segment may start after a few unpatched layers (e.g. one that streams over the image)
@@ -170,7 +171,7 @@ def plan_patches(mod: tvm.IRModule, spec="auto", max_mac_overhead: float = 0.20,
         choice = PatchChoice(spec.start, spec.split, spec.grid, overhead)
         return PatchResult(choice, patched, low, memory_planner.plan(low.graph, search_seconds=search_seconds), base_plan.arena_bytes)
     screened = []
-    for choice in candidates(mod, base_macs, max_mac_overhead):
+    for choice in progress_bar("patch search: screening", candidates(mod, base_macs, max_mac_overhead), unit="plan"):
         patched = apply(mod, choice)
         low = lower(patched)
         screened.append((_screen_bound(low.graph), choice.mac_overhead, choice, patched, low))
@@ -182,7 +183,7 @@ def plan_patches(mod: tvm.IRModule, spec="auto", max_mac_overhead: float = 0.20,
     for item in screened:
         if (item[2].start, item[2].split) not in {(c.start, c.split) for _, _, c, _, _ in full}:
             full.append(item)
-    for bound, _, choice, patched, low in full[: FULL_PLANS + EXTRA_SEGMENTS]:
+    for bound, _, choice, patched, low in progress_bar("patch search: planning", full[: FULL_PLANS + EXTRA_SEGMENTS], unit="plan"):
         if bound >= best.plan.arena_bytes:
             continue
         plan = memory_planner.plan(low.graph, search_seconds=search_seconds / 4)

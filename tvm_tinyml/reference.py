@@ -7,11 +7,12 @@ The heavy runtimes are imported lazily inside the functions that need them.
 from __future__ import annotations
 
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 
 import numpy as np
+
+from tvm_tinyml.progress import run_with_progress
 
 _ARENA_SIZE = 4 * 1024 * 1024
 
@@ -144,12 +145,7 @@ def tflm_arena_bytes(model_path: str) -> dict[str, int]:
 
     Runs in a subprocess because the figures are printed to the C-level stderr.
     """
-    proc = subprocess.run(
-        [sys.executable, "-c", _ARENA_SCRIPT, model_path, str(_ARENA_SIZE)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_with_progress([sys.executable, "-c", _ARENA_SCRIPT, model_path, str(_ARENA_SIZE)], "TFLM arena", 120)
     found = dict(re.findall(r"Arena allocation (total|head|tail) (\d+) bytes", proc.stderr))
     if proc.returncode != 0 or set(found) != {"total", "head", "tail"}:
         raise RuntimeError(

@@ -22,6 +22,7 @@ from project_api.firmware_protocol import CYCLES_SOURCE, FirmwareError, Firmware
 from project_api.template_base import BUILD_DIR, FIRMWARE_INFO_FILE
 from tvm_tinyml.builder import Artifact, build
 from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.progress import progress_bar
 from tvm_tinyml.targets import get_target
 from tvm_tinyml.verify import REFERENCE_NAME, TOLERANCE, compare, entry_inputs, random_inputs, reference_outputs
 
@@ -96,19 +97,30 @@ class BoardSession:
 
     def __enter__(self) -> "BoardSession":
         try:
-            with ProjectAPIClient(template_for_board(self.board)) as template:
-                template.server_info_query()
-                template.generate_project(self._library, self.project_dir, self._project_options)
-            self._client = ProjectAPIClient(self.project_dir)
-            self._client.build({})
-            self.firmware_info = json.loads((self.project_dir / BUILD_DIR / FIRMWARE_INFO_FILE).read_text())
-            self._client.flash(self._options)
-            self._client.open_transport(self._options)
-            self.firmware = firmware_session(self._client, self.timeout_sec)
+            steps = [("generating the project", self._generate), ("building", self._build),
+                     ("flashing", lambda: self._client.flash(self._options)), ("connecting", self._connect)]
+            with progress_bar(f"firmware for {self.board}", steps) as bar:
+                for label, step in bar:
+                    bar.set_postfix_str(label)
+                    step()
         except BaseException:
             self.__exit__()
             raise
         return self
+
+    def _generate(self) -> None:
+        with ProjectAPIClient(template_for_board(self.board)) as template:
+            template.server_info_query()
+            template.generate_project(self._library, self.project_dir, self._project_options)
+        self._client = ProjectAPIClient(self.project_dir)
+
+    def _build(self) -> None:
+        self._client.build({})
+        self.firmware_info = json.loads((self.project_dir / BUILD_DIR / FIRMWARE_INFO_FILE).read_text())
+
+    def _connect(self) -> None:
+        self._client.open_transport(self._options)
+        self.firmware = firmware_session(self._client, self.timeout_sec)
 
     def __exit__(self, *exc) -> None:
         client, self._client = self._client, None
@@ -134,7 +146,7 @@ def _split_outputs(data: bytes, meta: dict) -> list[np.ndarray]:
     return outputs
 
 
-def _board_target(board: str, target: str | None) -> tuple[str, dict]:
+def board_target(board: str, target: str | None) -> tuple[str, dict]:
     """The compile target for `board` and the project options that give the board its limits."""
     own = BOARD_TARGETS[board]
     if target is None or target == own:
@@ -171,7 +183,7 @@ def run_on_board(
     """
     if board not in BOARD_TARGETS:
         raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
-    target, project_options = _board_target(board, target)
+    target, project_options = board_target(board, target)
     artifact = build(model, target=target, **build_options)
     meta = artifact.metadata
     input_sets = random_inputs(artifact, inputs, seed)

@@ -30,6 +30,7 @@ from schedules.tuning_log import TuningLog, measured, read_log
 from tvm_tinyml.codegen.kernel_c import ctype, emit_kernel
 from tvm_tinyml.codegen.model_c import simd_source
 from tvm_tinyml.errors import TinyMLError
+from tvm_tinyml.progress import progress_bar
 
 RUNTIME_DIR = Path(__file__).parent / "codegen" / "runtime"
 BOARDS = ("qemu-m7", "qemu-m4", "stm32f746", "host")
@@ -294,10 +295,8 @@ def tune(model: str, board: str = "qemu-m7", trials: int = 300, log_path: str = 
     log = TuningLog(log_path)
     bar = None
     if progress:
-        from tqdm import tqdm
-
         already = sum(min(len(measured(read_log(log.path), t.key)), b) for t, b in zip(tasks, budget))
-        bar = tqdm(total=sum(budget), initial=already, unit="trial", desc="tuning")
+        bar = progress_bar("tuning", total=sum(budget), initial=already, unit="trial")
 
     def on_batch(task, n, best):
         if bar is not None:

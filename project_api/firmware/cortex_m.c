@@ -1,9 +1,10 @@
 /* Start-up and fault capture shared by the Cortex-M boards (qemu, stm32f746).
  *
- * Reset enables the FPU, fills .data and .bss, calls board_init and serves the protocol on the
- * process stack (PSP). Below that stack the board's linker script leaves a guard block that the
- * MPU makes inaccessible, so an overflow faults instead of overwriting memory; exceptions run on
- * their own handler stack (MSP), so the HardFault handler can still report over the channel. */
+ * Reset enables the FPU, fills .data and .bss, calls board_init and runs TINYML_ENTRY (by default
+ * the protocol server) on the process stack (PSP). Below that stack the board's linker script
+ * leaves a guard block that the MPU makes inaccessible, so an overflow faults instead of
+ * overwriting memory; exceptions run on their own handler stack (MSP), so the HardFault handler
+ * can still report over the channel. */
 #include <stdint.h>
 #include <string.h>
 
@@ -29,6 +30,13 @@ extern uint32_t __data_start[], __data_end[], __data_load[], __bss_start[], __bs
 #define CFSR_MMARVALID (1u << 7)
 #define CFSR_BFARVALID (1u << 15)
 #define CFSR_STACKING_ERRORS ((1u << 4) | (1u << 12)) /* MSTKERR, BSTKERR */
+
+/* The program Reset runs: the protocol server `tvm-tinyml run` talks to, unless the build names
+ * another entry, e.g. -DTINYML_ENTRY=tinyml_app_main (app_main.c of an exported project). */
+#ifndef TINYML_ENTRY
+#define TINYML_ENTRY tinyml_firmware_serve
+#endif
+void TINYML_ENTRY(void);
 
 void Reset_Handler(void) __attribute__((noreturn));
 void HardFault_Handler(void);
@@ -76,7 +84,7 @@ void Reset_Handler(void) {
   memset(__bss_start, 0, (size_t)((uint8_t *)__bss_end - (uint8_t *)__bss_start));
   protect_stack_guard();
   board_init();
-  run_on_process_stack(tinyml_firmware_serve, __process_stack_top);
+  run_on_process_stack(TINYML_ENTRY, __process_stack_top);
 }
 
 /* Called by HardFault_Handler with the stacked exception frame. */

@@ -88,6 +88,11 @@ enum { TINYML_FAULT_HARD = 1, TINYML_FAULT_STACK_OVERFLOW = 2, TINYML_FAULT_SIGN
 /* Send READY, then answer requests forever. */
 void tinyml_firmware_serve(void) __attribute__((noreturn));
 
+/* The standalone application of an exported project (app_main.c): one inference on a sample
+ * input, its outputs printed as text; cortex_m.c runs it when built with
+ * -DTINYML_ENTRY=tinyml_app_main. */
+void tinyml_app_main(void) __attribute__((noreturn));
+
 /* Send a FAULT frame and end through board_exit (callable from a fault handler). */
 void tinyml_report_fault(const tinyml_fault_t *fault) __attribute__((noreturn));
 

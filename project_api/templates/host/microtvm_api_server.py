@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from project_api.arm_build import require_tool, run_tool
+from project_api.arm_build import HOST_CC_HINT, require_tool, run_tool
 from project_api.process_channel import ProcessChannelHandler
 from project_api.server import main
 
@@ -20,7 +20,7 @@ class HostHandler(ProcessChannelHandler):
     def build(self, options: dict) -> None:
         self.options("build", options)
         self.build_dir.mkdir(exist_ok=True)
-        cc = require_tool("cc", "install a host C compiler (gcc)")
+        cc = require_tool("cc", HOST_CC_HINT)
         binary = self.build_dir / "firmware"
         includes = [f"-I{d}" for d in self.include_dirs()]
         sources = [str(s) for s in self.model_sources() + [self.directory / "board_host.c"]]

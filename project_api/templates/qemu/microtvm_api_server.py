@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from project_api.arm_build import (
+    HOST_CC_HINT,
     fill_template,
     link_firmware,
     memory_report,
@@ -21,6 +22,7 @@ from project_api.arm_build import (
 )
 from project_api.process_channel import ProcessChannelHandler
 from project_api.server import ProjectOption, main
+from project_api.standalone import StandaloneBoard
 
 MACHINES = {
     "qemu-m7": ("mps2-an500", ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]),
@@ -30,6 +32,22 @@ PLUGIN_SOURCE = "tinyml_cycles_plugin.c"
 PLUGIN = "libtinyml_cycles.so"
 COUNTS_FILE = "tinyml_counts.bin"  # board_qemu.c reads it back through semihosting
 QEMU_HINT = "install QEMU: apt-get install qemu-system-arm"
+PLUGIN_CFLAGS = ["-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror"]
+# The Makefile's `run`: QEMU in build/ (the plugin's counts file is relative to it), the UART on stdout.
+RUN_RULES = """PLUGIN := build/{plugin}
+symbol = 0x$(shell arm-none-eabi-nm $(ELF) | awk '$$3 == "$(1)" {{print $$1}}')
+
+$(PLUGIN): {plugin_source}
+\t@mkdir -p build
+\tcc {plugin_cflags} -o $@ $<
+
+run: $(ELF) $(PLUGIN)
+\tcd build && qemu-system-arm -M {machine} -display none -monitor none -serial stdio \\
+\t  -semihosting-config enable=on,target=native -kernel firmware.elf \\
+\t  -plugin ./{plugin},begin=$(call symbol,tinyml_marker_begin),end=$(call symbol,tinyml_marker_end),out={counts}
+
+.PHONY: run
+"""
 
 
 class QemuHandler(ProcessChannelHandler):
@@ -51,14 +69,22 @@ class QemuHandler(ProcessChannelHandler):
             "FLASH_BYTES": options["flash_bytes"], "RAM_BYTES": options["ram_bytes"], **stack_placeholders(options["stack_bytes"]),
         })
 
+    def standalone_board(self, options: dict) -> StandaloneBoard:
+        machine, cpu_flags = MACHINES[options["board"]]
+        rules = RUN_RULES.format(plugin=PLUGIN, plugin_source=PLUGIN_SOURCE, plugin_cflags=" ".join(PLUGIN_CFLAGS),
+                                 machine=machine, counts=COUNTS_FILE)
+        run_help = (f"make run        # run it in QEMU ({machine}, apt-get install qemu-system-arm): the outputs, "
+                    "then the cycles the tinyml_cycles plugin estimates")
+        return StandaloneBoard(options["board"], cpu_flags, "board_qemu.c", rules, run_help)
+
     def build(self, options: dict) -> None:
         resolved = self.options("build", options)
         self.build_dir.mkdir(exist_ok=True)
         elf = self.build_dir / "firmware.elf"
         sources = self.model_sources() + [self.directory / "firmware" / "cortex_m.c", self.directory / "board_qemu.c"]
         link_firmware(sources, self.include_dirs(), MACHINES[resolved["board"]][1], self.directory / "link.ld", elf)
-        cc = require_tool("cc", "install a host C compiler (gcc) to build the QEMU plugin")
-        run_tool([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(self.build_dir / PLUGIN),
+        cc = require_tool("cc", f"{HOST_CC_HINT} (it builds the QEMU plugin)")
+        run_tool([cc, *PLUGIN_CFLAGS, "-o", str(self.build_dir / PLUGIN),
                   str(self.directory / PLUGIN_SOURCE)], "building the QEMU plugin")
         info = memory_report(elf, resolved["ram_bytes"], resolved["flash_bytes"])
         info["markers"] = {name: symbol_address(elf, name) for name in ("tinyml_marker_begin", "tinyml_marker_end")}

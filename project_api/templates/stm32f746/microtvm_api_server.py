@@ -10,6 +10,7 @@ from pathlib import Path
 
 from project_api.arm_build import fill_template, link_firmware, memory_report, require_tool, run_tool, stack_placeholders
 from project_api.server import IoTimeoutError, ProjectOption, ServerError, TransportClosedError, TransportTimeouts, main
+from project_api.standalone import StandaloneBoard
 from project_api.template_base import TemplateHandler
 
 CPU_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-sp-d16"]
@@ -17,6 +18,11 @@ RAM_BYTES, FLASH_BYTES, DTCM_BYTES = 320 * 1024, 1024 * 1024, 64 * 1024
 DTCM_RESERVE = 4096  # room left in DTCM for .data and .bss when the arena goes there too
 FLASH_TIMEOUT_SEC = 120
 OPENOCD_BOARD = "board/stm32f7discovery.cfg"
+FLASH_RULES = f"""flash: $(ELF)
+\topenocd -f {OPENOCD_BOARD} -c "program $(ELF) verify reset exit"
+
+.PHONY: flash
+"""
 
 
 def arena_region(arena_bytes: int, stack_bytes: int) -> str:
@@ -45,6 +51,12 @@ class Stm32f746Handler(TemplateHandler):
             **stack_placeholders(options["stack_bytes"]),
             "ARENA_REGION": arena_region(metadata["arena_bytes"], options["stack_bytes"]),
         })
+
+    def standalone_board(self, options: dict) -> StandaloneBoard:
+        run_help = (f"make flash      # program the DISCO-F746NG with openocd (apt-get install openocd); the outputs\n"
+                    f"                # arrive on the ST-LINK virtual COM port (e.g. /dev/ttyACM0) at {options['baud_rate']} baud")
+        return StandaloneBoard("stm32f746", CPU_FLAGS, "board_stm32f746.c", FLASH_RULES, run_help,
+                               defines=(f"TINYML_BAUD_RATE={options['baud_rate']}u",))
 
     @property
     def elf(self) -> Path:
