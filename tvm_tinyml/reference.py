@@ -156,13 +156,17 @@ def tflm_arena_bytes(model_path: str) -> dict[str, int]:
 
 
 def run_onnxruntime(model_path: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run an ONNX model once on the CPU execution provider, single-threaded."""
+    """Run an ONNX model once on the CPU execution provider, single-threaded, with all graph
+    optimizations disabled: onnxruntime then executes a QDQ graph node by node in float, the exact
+    semantics of the model. Its optimized int8 kernels may saturate intermediate sums on x86 CPUs
+    without VNNI, so they are no reference."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
     feeds = {meta.name: array for meta, array in zip(session.get_inputs(), inputs)}
     return [np.array(out, copy=True) for out in session.run(None, feeds)]
