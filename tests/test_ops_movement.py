@@ -21,7 +21,7 @@ from replay import kernel_trace, overlap_is_safe
 from test_ops import I8, IN_Q, act, add_conv, check, i32_const, int8_data
 from tflite_builder import ModelBuilder, run_tflm
 from tvm import relax
-from tvm_tinyml.errors import UnsupportedOperatorError
+from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
 from tvm_tinyml.frontend_movement import mirror_source, strided_slice_axes
 from tvm_tinyml.overlap import max_overlap_delta
 
@@ -631,4 +631,7 @@ def test_too_wide_mirror_pad_is_refused(tmp_path):
 
 def test_empty_strided_slice_is_refused(tmp_path):
     model = unary("STRIDED_SLICE", [4, 4], [[0, 4]], [i32_const([3, 0]), i32_const([1, 4]), i32_const([1, 1])])
-    build_refused(tmp_path, model, "STRIDED_SLICE with an empty output")
+    path = tmp_path / "refused.tflite"
+    path.write_bytes(model)
+    with pytest.raises(TinyMLError, match=r"dimension 0 is 0 \(shape \[0, 4\]\)"):  # the validator, before import
+        tvm_tinyml.build(str(path), target="host")

@@ -156,9 +156,10 @@ def test_patch_loop_keeps_an_input_that_is_also_a_model_output(tmp_path):
     ("PAD", [1, 3, 4, 2], [[0, 0], [0, 0], [0, 0], [0, 0]]),  # pads nothing
 ])
 @pytest.mark.parametrize("planner", ["tinyml", "tvm"])
-def test_byte_order_preserving_ops_are_views(tmp_path, op, shape, const, planner):
-    """A TRANSPOSE that keeps the bytes in order, or an empty PAD, is a view (no kernel): TVM's
-    plan already treats such a copy as a reshape, so memory_planner="tvm" could not map it."""
+def test_byte_order_preserving_ops_build_with_both_planners(tmp_path, op, shape, const, planner):
+    """A TRANSPOSE that keeps the bytes in order, or an empty PAD: TVM's plan treats such a copy
+    as a reshape, which memory_planner="tvm" once could not map (KeyError); both planners build it
+    bit-exact."""
     const = np.array(const, np.int32)
     out_shape = [shape[p] for p in const] if op == "TRANSPOSE" else shape
     b = ModelBuilder()
@@ -171,6 +172,5 @@ def test_byte_order_preserving_ops_are_views(tmp_path, op, shape, const, planner
     model = b.build([x], [y])
     path.write_bytes(model)
     artifact = tvm_tinyml.build(str(path), target="host", memory_planner=planner)
-    assert artifact.metadata["layers"] == ["requantize"]
     xs = [np.random.default_rng(0).integers(-128, 128, shape).astype(np.int8)]
     np.testing.assert_array_equal(artifact.run_host(xs)[0].reshape(out_shape), run_tflm(model, xs)[0])
