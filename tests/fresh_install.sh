@@ -2,7 +2,7 @@
 # CI step: a new user's install. A fresh venv, `pip install <checkout>` with no extras, then
 # memory, verify and run --board qemu-m7 on the bundled KWS model; each must end in a JSON line
 # that reports success. Takes a few minutes (pip fetches TVM, TFLite Micro, onnxruntime), so it
-# runs once in CI rather than inside pytest. Usage: tests/fresh_install.sh [VENV_DIR]
+# runs once in CI (in the README's test command, before pytest). Usage: tests/fresh_install.sh [VENV_DIR]
 set -euo pipefail
 checkout="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${1:-$(mktemp -d)/venv}"
