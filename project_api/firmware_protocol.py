@@ -5,7 +5,8 @@ Every message is a frame:
     "TM" | type: u8 | length: u32 LE | payload: length bytes | crc32(type, length, payload): u32 LE
 
 Host -> firmware: INFO, RUN (input bytes, model order), RUN_KERNEL (kernel id, bytes to place
-in the arena, which arena bytes to send back), EXIT. The firmware answers each with the
+in the arena, which arena bytes to send back), LAYERS (the counts at each layer mark of the last
+run, for a model built with its layer marks), EXIT. The firmware answers each with the
 matching reply, sends READY when it boots, ERROR for a request it rejects and FAULT (a fault
 frame: pc, lr, sp, fault status registers) when the CPU faults. Plain Python, never imports tvm.
 """
@@ -33,10 +34,12 @@ class Msg(enum.IntEnum):
     RUN = 0x02
     RUN_KERNEL = 0x03
     EXIT = 0x04
+    LAYERS = 0x05
     INFO_REPLY = 0x81
     RUN_REPLY = 0x82
     KERNEL_REPLY = 0x83
     EXIT_REPLY = 0x84
+    LAYERS_REPLY = 0x85
     READY = 0x90
     ERROR = 0xE0
     FAULT = 0xEF
@@ -152,6 +155,25 @@ class RunReply:
 
 
 @dataclass(frozen=True)
+class LayerCounts:
+    """The counts from the start of the last measured run to each of its layer marks."""
+
+    marks: int  # marks the run made (more than `cycles` holds when past the firmware's table)
+    cycles: list[int | None]
+    instructions: list[int | None]
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "LayerCounts":
+        marks, n = _words(payload, 2)
+        entries = [struct.unpack_from("<IQQ", payload, 8 + 20 * i) for i in range(n)]
+        return cls(
+            marks,
+            [cycles if flags & 1 else None for flags, cycles, _ in entries],
+            [instructions if flags & 2 else None for flags, _, instructions in entries],
+        )
+
+
+@dataclass(frozen=True)
 class FaultReport:
     """A fault frame; on the host `fault_status`/`hard_fault_status` hold the signal and its code."""
 
@@ -218,6 +240,10 @@ class FirmwareSession:
         return arena[out_offset : out_offset + out_bytes]."""
         payload = struct.pack("<4I", kernel, in_offset, out_offset, out_bytes) + arena_data
         return RunReply.decode(self._request(Msg.RUN_KERNEL, payload, Msg.KERNEL_REPLY, timeout_sec or self.timeout_sec))
+
+    def layers(self) -> LayerCounts:
+        """The counts at each layer mark of the last RUN."""
+        return LayerCounts.decode(self._request(Msg.LAYERS, b"", Msg.LAYERS_REPLY, self.timeout_sec))
 
     def exit(self) -> None:
         """Ask the firmware to end (QEMU exits through semihosting, the host process exits)."""

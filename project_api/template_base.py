@@ -34,6 +34,8 @@ def common_options(boards: list[str]) -> list[ProjectOption]:
                       "(the kernel table RUN_KERNEL indexes, for tuning); default: an empty table",
                       optional=["generate_project"]),
         ProjectOption("stack_bytes", "int", "process stack size", default=DEFAULT_STACK_BYTES, optional=["generate_project"]),
+        ProjectOption("profile_layers", "bool", "build the model with its layer marks (-DTINYML_PROFILE_LAYERS): "
+                      "LAYERS then reports the counts at each layer", default=False, optional=["generate_project"]),
     ]
 
 
@@ -166,6 +168,10 @@ class TemplateHandler(ProjectAPIHandler):
             self.directory / "tinyml_model.c",
             self.directory / "tinyml_kernels.c",
         ]
+
+    def model_defines(self, resolved: dict) -> tuple[str, ...]:
+        """Defines the model's C is built with (its layer marks when profiling)."""
+        return ("TINYML_PROFILE_LAYERS",) if resolved.get("profile_layers") else ()
 
     def include_dirs(self) -> list[Path]:
         return [self.directory / "firmware", self.directory / "model"]

@@ -19,6 +19,7 @@ from schedules.default import default_schedule
 from schedules.space import (
     Scheduled,
     schedule_kernel,
+    template_config,
     workload_key,
 )
 
@@ -51,12 +52,24 @@ def use_default_schedules():
         _stack().pop()
 
 
-def schedule_for(func: tirx.PrimFunc) -> Scheduled:
-    """The scheduled kernel for the innermost active dispatch context."""
+def _chosen(func: tirx.PrimFunc) -> tuple[bool, dict | None]:
+    """(plain default schedule?, explicit config or None) for the innermost active context."""
     for kind, value in reversed(_stack()):
         if kind == "default":
-            return Scheduled(default_schedule(func))
+            return True, None
         key = workload_key(func)
         if key is not None and key in value:
-            return schedule_kernel(func, value[key])
-    return schedule_kernel(func, None)
+            return False, value[key]
+    return False, None
+
+
+def schedule_for(func: tirx.PrimFunc) -> Scheduled:
+    """The scheduled kernel for the innermost active dispatch context."""
+    plain, config = _chosen(func)
+    return Scheduled(default_schedule(func)) if plain else schedule_kernel(func, config)
+
+
+def config_for(func: tirx.PrimFunc) -> dict | None:
+    """The template config `schedule_for` gives `func` (None: the plain default schedule)."""
+    plain, config = _chosen(func)
+    return None if plain else template_config(func, config)

@@ -116,12 +116,18 @@ def features(op: str, config: dict, key: str | None = None) -> list[float]:
     return values
 
 
+def template_config(func: tirx.PrimFunc, config: dict | None = None) -> dict | None:
+    """The template config `func` gets from `config` over its defaults (None: not tunable)."""
+    op, attrs, shapes = kernel_info(func)
+    return {**default_config(op), **(config or {})} if supported(op, attrs, shapes) else None
+
+
 def schedule_kernel(func: tirx.PrimFunc, config: dict | None = None) -> Scheduled:
     """The kernel scheduled with `config` (None: the template's default; not tunable: default_schedule)."""
     op, attrs, shapes = kernel_info(func)
-    if not supported(op, attrs, shapes):
+    cfg = template_config(func, config)
+    if cfg is None:
         return Scheduled(default_schedule(func))
-    cfg = {**default_config(op), **(config or {})}
     geometry = {k: attrs[k] for k in ("strides", "pads", "dilation", "in_zp", "out_zp", "act_min", "act_max") if k in attrs}
     if op == "conv2d":
         new = conv_t.conv2d_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)

@@ -232,6 +232,7 @@ def build(
         "kernels": sorted(lowered.kernels),
         "macs": model_macs(graph),
         "layers": [op.op for op in graph.ops],
+        "layer_marks": generated.layers,  # what each TINYML_LAYER mark of the entry measures (profile)
         "patch": memory.patch,
     }
     return Artifact(info.name, mcu, generated.files, memory, metadata, plan, graph, {"imported": mod, "integer": integer})

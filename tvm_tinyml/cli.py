@@ -213,6 +213,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK if result.passed else EXIT_CHECK_FAILED
 
 
+def _cmd_profile(args: argparse.Namespace) -> int:
+    from tvm_tinyml.profile import profile_on_board
+
+    result = profile_on_board(args.model, args.board, seed=args.seed, serial=args.serial, target=args.target, **_build_options(args))
+    print(result.table())
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    return EXIT_OK if result.passed else EXIT_CHECK_FAILED
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     from tvm_tinyml.tune import tune
 
@@ -283,6 +293,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_run)
 
+    p = sub.add_parser("profile", help="run one inference on a board and count every layer (instructions, cycles, MACs)")
+    p.add_argument("model")
+    p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746"])
+    p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
+    p.add_argument("--target", choices=targets, help="an emulated board takes this target's SRAM and flash limits (same core)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the random input")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=_cmd_profile)
+
     p = sub.add_parser("tune", help="autotune the model's kernels on a board; append every measurement to a log")
     p.add_argument("model")
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746"])
@@ -304,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
             "--patch-mac-overhead", type=_overhead, default=0.20, metavar="X",
             help="with --patch auto: the most extra MACs allowed (default 0.20 = 20%%)",
         )
-        if name in ("compile", "run", "verify"):
+        if name in ("compile", "run", "verify", "profile"):
             command.add_argument("--tuning-log", metavar="F", type=lambda t: _tuning_log(t, must_exist=True),
                                  help="tuning log (from `tvm-tinyml tune`) to build with")
     return parser

@@ -12,13 +12,13 @@ import json
 import statistics
 import tarfile
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from project_api.client import ProjectAPIClient, ProjectAPIError, firmware_session, template_for_board
-from project_api.firmware_protocol import CYCLES_SOURCE, FirmwareError, FirmwareSession
+from project_api.firmware_protocol import CYCLES_SOURCE, Counter, FirmwareError, FirmwareSession, LayerCounts, RunReply
 from project_api.template_base import BUILD_DIR, FIRMWARE_INFO_FILE
 from tvm_tinyml.builder import Artifact, build
 from tvm_tinyml.errors import TinyMLError
@@ -165,6 +165,65 @@ def _median(values: list[int | None]) -> int | None:
     return None if not values or values[0] is None else int(statistics.median(values))
 
 
+@dataclass
+class BoardRuns:
+    """A model built for a board and run there on seeded random inputs."""
+
+    artifact: Artifact
+    input_sets: list
+    replies: list[RunReply]  # one per input
+    counter: Counter
+    firmware: dict  # the project's firmware.json (flash and RAM sizes)
+    layers: LayerCounts | None = None  # the counts at the last run's layer marks, when profiled
+    outputs: list = field(default_factory=list)
+
+    def check(self, model: str) -> tuple[int, int]:
+        """(max |diff|, inputs that differ) of the outputs against the reference."""
+        return compare(self.outputs, reference_outputs(model, self.artifact.metadata, self.input_sets), self.artifact.metadata)
+
+
+def board_runs(
+    model: str,
+    board: str,
+    inputs: int,
+    seed: int = 0,
+    serial: str | None = None,
+    timeout_sec: float = DEFAULT_TIMEOUT_SEC,
+    target: str | None = None,
+    profile_layers: bool = False,
+    **build_options,
+) -> BoardRuns:
+    """Build `model` for `board`, run `inputs` seeded random inputs there (with the layer marks
+    compiled in and read back after the last run when `profile_layers`)."""
+    if board not in BOARD_TARGETS:
+        raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
+    target, project_options = board_target(board, target)
+    if profile_layers:
+        project_options["profile_layers"] = True
+    artifact = build(model, target=target, **build_options)
+    meta = artifact.metadata
+    input_sets = random_inputs(artifact, inputs, seed)
+    options = {"serial_port": serial} if serial else {}
+    replies, layers = [], None
+    try:
+        with tempfile.TemporaryDirectory(prefix="tvm-tinyml-run-") as tmp, BoardSession(
+            artifact, board, Path(tmp), options, timeout_sec, project_options
+        ) as session:
+            info = session.firmware.info()
+            for xs in entry_inputs(input_sets, meta):
+                reply = session.firmware.run([np.ascontiguousarray(x).tobytes() for x in xs])
+                if reply.status != 0:
+                    raise TinyMLError(f"{artifact.name} on {board}: the model returned status {reply.status}")
+                replies.append(reply)
+            if profile_layers:
+                layers = session.firmware.layers()
+            firmware = session.firmware_info
+    except (ProjectAPIError, FirmwareError) as err:
+        raise TinyMLError(f"{board}: {err}") from None
+    outputs = [_split_outputs(reply.data, meta) for reply in replies]
+    return BoardRuns(artifact, input_sets, replies, info.counter, firmware, layers, outputs)
+
+
 def run_on_board(
     model: str,
     board: str,
@@ -181,30 +240,9 @@ def run_on_board(
     `target` gives an emulated (QEMU) board the SRAM and flash limits of another target with the
     same core, e.g. qemu-m7 as an STM32H743; the default is the board's own limits.
     """
-    if board not in BOARD_TARGETS:
-        raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARD_TARGETS)}")
-    target, project_options = board_target(board, target)
-    artifact = build(model, target=target, **build_options)
-    meta = artifact.metadata
-    input_sets = random_inputs(artifact, inputs, seed)
-    options = {"serial_port": serial} if serial else {}
-    runs = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="tvm-tinyml-run-") as tmp, BoardSession(
-            artifact, board, Path(tmp), options, timeout_sec, project_options
-        ) as session:
-            info = session.firmware.info()
-            for xs in entry_inputs(input_sets, meta):
-                reply = session.firmware.run([np.ascontiguousarray(x).tobytes() for x in xs])
-                if reply.status != 0:
-                    raise TinyMLError(f"{artifact.name} on {board}: the model returned status {reply.status}")
-                runs.append(reply)
-            firmware = session.firmware_info
-    except (ProjectAPIError, FirmwareError) as err:
-        raise TinyMLError(f"{board}: {err}") from None
-    ours = [_split_outputs(reply.data, meta) for reply in runs]
-    max_diff, mismatched = compare(ours, reference_outputs(model, meta, input_sets), meta)
-    ram = firmware.get("ram_bytes")
+    runs = board_runs(model, board, inputs, seed, serial, timeout_sec, target, **build_options)
+    artifact, meta, firmware = runs.artifact, runs.artifact.metadata, runs.firmware
+    max_diff, mismatched = runs.check(model)
     return RunResult(
         model=artifact.name,
         board=board,
@@ -214,12 +252,12 @@ def run_on_board(
         mismatched_inputs=mismatched,
         reference=REFERENCE_NAME[meta["format"]],
         tolerance=TOLERANCE[meta["format"]],
-        cycles=_median([r.cycles for r in runs]),
-        cycles_source=CYCLES_SOURCE[info.counter],
-        instructions=_median([r.instructions for r in runs]),
+        cycles=_median([r.cycles for r in runs.replies]),
+        cycles_source=CYCLES_SOURCE[runs.counter],
+        instructions=_median([r.instructions for r in runs.replies]),
         macs=meta["macs"],
         arena_bytes=artifact.memory.arena_bytes,
         weights_bytes=artifact.memory.flash_bytes,
         flash_bytes=firmware.get("flash_bytes"),
-        firmware_ram_bytes=ram,
+        firmware_ram_bytes=firmware.get("ram_bytes"),
     )

@@ -22,6 +22,11 @@ void board_write(const uint8_t *data, uint32_t n);
 void board_counter_start(void);
 tinyml_counts_t board_counter_stop(void);
 
+/* At layer mark `mark` (< TINYML_MAX_LAYER_MARKS) of a measured run: note the counter, if the board
+ * reads it itself. board_layer_counts returns what it measured from board_counter_start to that mark. */
+void board_layer_mark(uint32_t mark);
+tinyml_counts_t board_layer_counts(uint32_t mark);
+
 /* End the firmware with an exit code (semihosting on QEMU, exit() on the host). */
 void board_exit(int code) __attribute__((noreturn));
 

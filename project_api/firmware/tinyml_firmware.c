@@ -117,7 +117,15 @@ __attribute__((noinline)) void tinyml_marker_begin(void) { __asm__ volatile("" :
 
 __attribute__((noinline)) void tinyml_marker_end(void) { __asm__ volatile("" ::: "memory"); }
 
+static uint32_t layer_marks; /* the marks of the current (or last) measured run */
+
+__attribute__((noinline)) void tinyml_layer_mark(uint32_t mark) {
+  if (mark == layer_marks && mark < TINYML_MAX_LAYER_MARKS) board_layer_mark(mark);
+  ++layer_marks;
+}
+
 static tinyml_counts_t measure(int (*body)(void *), void *arg, int *status) {
+  layer_marks = 0;
   board_counter_start();
   tinyml_marker_begin();
   *status = body(arg);
@@ -225,6 +233,28 @@ static void handle_run_kernel(uint32_t length) {
   tx_end();
 }
 
+/* LAYERS: the counts at every layer mark of the last measured run. */
+static void handle_layers(uint32_t length) {
+  rx_skip(length);
+  if (!rx_end()) {
+    send_error(TINYML_ERR_CHECKSUM, "LAYERS");
+    return;
+  }
+  uint32_t n = layer_marks < TINYML_MAX_LAYER_MARKS ? layer_marks : TINYML_MAX_LAYER_MARKS;
+  tx_begin(TINYML_MSG_LAYERS_REPLY, 8 + 20 * n);
+  tx_u32(layer_marks);
+  tx_u32(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    tinyml_counts_t counts = board_layer_counts(i);
+    tx_u32(counts.valid);
+    tx_u32((uint32_t)counts.cycles);
+    tx_u32((uint32_t)(counts.cycles >> 32));
+    tx_u32((uint32_t)counts.instructions);
+    tx_u32((uint32_t)(counts.instructions >> 32));
+  }
+  tx_end();
+}
+
 static void handle_exit(uint32_t length) {
   rx_skip(length);
   rx_end();
@@ -249,6 +279,7 @@ void tinyml_firmware_serve(void) {
       case TINYML_MSG_RUN: handle_run(length); break;
       case TINYML_MSG_RUN_KERNEL: handle_run_kernel(length); break;
       case TINYML_MSG_EXIT: handle_exit(length); break;
+      case TINYML_MSG_LAYERS: handle_layers(length); break;
       default: reject(length, TINYML_ERR_UNKNOWN_COMMAND, "unknown command"); break;
     }
   }

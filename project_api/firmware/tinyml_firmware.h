@@ -15,10 +15,12 @@ enum {
   TINYML_MSG_RUN = 0x02,
   TINYML_MSG_RUN_KERNEL = 0x03,
   TINYML_MSG_EXIT = 0x04,
+  TINYML_MSG_LAYERS = 0x05,
   TINYML_MSG_INFO_REPLY = 0x81,
   TINYML_MSG_RUN_REPLY = 0x82,
   TINYML_MSG_KERNEL_REPLY = 0x83,
   TINYML_MSG_EXIT_REPLY = 0x84,
+  TINYML_MSG_LAYERS_REPLY = 0x85,
   TINYML_MSG_READY = 0x90,
   TINYML_MSG_ERROR = 0xE0,
   TINYML_MSG_FAULT = 0xEF
@@ -100,5 +102,10 @@ void tinyml_report_fault(const tinyml_fault_t *fault) __attribute__((noreturn));
  * counts the instructions executed between them. */
 void tinyml_marker_begin(void);
 void tinyml_marker_end(void);
+
+/* Layer marks: a model built with -DTINYML_PROFILE_LAYERS calls this before each layer (marks 0, 1, ...
+ * in execution order); LAYERS reports the board's counts at each mark of the last measured run. */
+#define TINYML_MAX_LAYER_MARKS 1024u
+void tinyml_layer_mark(uint32_t mark);
 
 #endif /* TINYML_FIRMWARE_H_ */

@@ -18,13 +18,14 @@ class HostHandler(ProcessChannelHandler):
     template_files = ["board_host.c"]
 
     def build(self, options: dict) -> None:
-        self.options("build", options)
+        resolved = self.options("build", options)
         self.build_dir.mkdir(exist_ok=True)
         cc = require_tool("cc", HOST_CC_HINT)
         binary = self.build_dir / "firmware"
         includes = [f"-I{d}" for d in self.include_dirs()]
         sources = [str(s) for s in self.model_sources() + [self.directory / "board_host.c"]]
-        run_tool([cc, *HOST_CFLAGS, *includes, *sources, "-o", str(binary)], "cc")
+        defines = [f"-D{d}" for d in self.model_defines(resolved)]
+        run_tool([cc, *HOST_CFLAGS, *defines, *includes, *sources, "-o", str(binary)], "cc")
         self.write_firmware_info({"binary": str(binary), "flash_bytes": None, "ram_bytes": None, "stack_bytes": None})
 
     def flash(self, options: dict) -> None:

@@ -52,12 +52,12 @@ void board_write(const uint8_t *data, uint32_t n) {
 
 void board_counter_start(void) {}
 
-/* The plugin wrote {instructions, cycles} (two little-endian u64) when tinyml_marker_end ran. */
-tinyml_counts_t board_counter_stop(void) {
+/* {instructions, cycles} (two little-endian u64) the plugin wrote at `offset` of its file. */
+static tinyml_counts_t read_counts(uint32_t offset) {
   tinyml_counts_t counts = {0, 0, 0};
   uint32_t words[4];
   if (counts_handle < 0) return counts;
-  const uint32_t seek_args[2] = {(uint32_t)counts_handle, 0};
+  const uint32_t seek_args[2] = {(uint32_t)counts_handle, offset};
   const uint32_t read_args[3] = {(uint32_t)counts_handle, (uint32_t)words, sizeof(words)};
   if (semihost(SYS_SEEK, seek_args) != 0 || semihost(SYS_READ, read_args) != 0) return counts;
   counts.instructions = (uint64_t)words[1] << 32 | words[0];
@@ -65,6 +65,14 @@ tinyml_counts_t board_counter_stop(void) {
   counts.valid = 3;
   return counts;
 }
+
+/* The plugin wrote the run's totals at offset 0 when tinyml_marker_end ran. */
+tinyml_counts_t board_counter_stop(void) { return read_counts(0); }
+
+/* The plugin counts at tinyml_layer_mark's entry itself: mark k's counts follow the totals. */
+void board_layer_mark(uint32_t mark) { (void)mark; }
+
+tinyml_counts_t board_layer_counts(uint32_t mark) { return read_counts(16u * (mark + 1u)); }
 
 void board_exit(int code) {
   const uint32_t exit_args[2] = {ADP_STOPPED_APPLICATION_EXIT, (uint32_t)code};

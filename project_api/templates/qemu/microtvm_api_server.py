@@ -82,12 +82,14 @@ class QemuHandler(ProcessChannelHandler):
         self.build_dir.mkdir(exist_ok=True)
         elf = self.build_dir / "firmware.elf"
         sources = self.model_sources() + [self.directory / "firmware" / "cortex_m.c", self.directory / "board_qemu.c"]
-        link_firmware(sources, self.include_dirs(), MACHINES[resolved["board"]][1], self.directory / "link.ld", elf)
+        link_firmware(sources, self.include_dirs(), MACHINES[resolved["board"]][1], self.directory / "link.ld", elf,
+                      defines=self.model_defines(resolved))
         cc = require_tool("cc", f"{HOST_CC_HINT} (it builds the QEMU plugin)")
         run_tool([cc, *PLUGIN_CFLAGS, "-o", str(self.build_dir / PLUGIN),
                   str(self.directory / PLUGIN_SOURCE)], "building the QEMU plugin")
         info = memory_report(elf, resolved["ram_bytes"], resolved["flash_bytes"])
-        info["markers"] = {name: symbol_address(elf, name) for name in ("tinyml_marker_begin", "tinyml_marker_end")}
+        markers = ("tinyml_marker_begin", "tinyml_marker_end") + (("tinyml_layer_mark",) if resolved["profile_layers"] else ())
+        info["markers"] = {name: symbol_address(elf, name) for name in markers}
         self.write_firmware_info(info)
 
     def flash(self, options: dict) -> None:
@@ -98,6 +100,8 @@ class QemuHandler(ProcessChannelHandler):
         (self.build_dir / COUNTS_FILE).unlink(missing_ok=True)
         plugin = (f"{self.build_dir / PLUGIN},begin=0x{markers['tinyml_marker_begin']:x},"
                   f"end=0x{markers['tinyml_marker_end']:x},out={COUNTS_FILE}")
+        if "tinyml_layer_mark" in markers:
+            plugin += f",mark=0x{markers['tinyml_layer_mark']:x}"
         self.start_process([
             qemu, "-M", MACHINES[resolved["board"]][0], "-display", "none", "-monitor", "none", "-serial", "stdio",
             "-semihosting-config", "enable=on,target=native", "-kernel", firmware["elf"], "-plugin", plugin,

@@ -18,9 +18,11 @@
  * instruction has after the previous block's last, so the estimate depends on the instruction
  * sequence only, not on where the code sits in memory. At tinyml_marker_end the counts since
  * tinyml_marker_begin are written to the output file as two little-endian u64:
- * {instructions, cycles}, which the firmware reads back through semihosting.
+ * {instructions, cycles}, which the firmware reads back through semihosting. With mark=ADDR (the
+ * firmware's tinyml_layer_mark), the counts since tinyml_marker_begin at the k-th entry to it are
+ * written at offset 16 * (k + 1): per-layer counts for `tvm-tinyml profile`.
  *
- * Arguments: begin=ADDR,end=ADDR,out=FILE.  Built with the host cc; Debian ships no QEMU plugin
+ * Arguments: begin=ADDR,end=ADDR,out=FILE[,mark=ADDR].  Built with the host cc; Debian ships no QEMU plugin
  * headers, so the few API declarations of QEMU 7.2 (plugin API version 1) are written here. */
 #include <fcntl.h>
 #include <stdbool.h>
@@ -156,11 +158,18 @@ typedef struct {
   cost_t first, last;
 } block_t;
 
-static uint64_t begin_pc, end_pc;
+static uint64_t begin_pc, end_pc, mark_pc;
+static uint64_t marks; /* layer marks since tinyml_marker_begin */
 static int out_fd = -1;
 static uint64_t total_instructions, total_cycles, begin_instructions, begin_cycles;
 static uint64_t previous_fallthrough;
 static const block_t *previous_block;
+
+/* The counts since tinyml_marker_begin, as two little-endian u64 at `offset` of the output file. */
+static void write_counts(off_t offset) {
+  uint64_t counts[2] = {total_instructions - begin_instructions, total_cycles - begin_cycles};
+  if (pwrite(out_fd, counts, sizeof(counts), offset) != (ssize_t)sizeof(counts)) perror("tinyml_cycles: write");
+}
 
 static void on_block(unsigned int vcpu_index, void *userdata) {
   const block_t *block = userdata;
@@ -175,9 +184,11 @@ static void on_block(unsigned int vcpu_index, void *userdata) {
   if (block->pc == begin_pc) {
     begin_instructions = total_instructions;
     begin_cycles = total_cycles;
+    marks = 0;
   } else if (block->pc == end_pc) {
-    uint64_t counts[2] = {total_instructions - begin_instructions, total_cycles - begin_cycles};
-    if (pwrite(out_fd, counts, sizeof(counts), 0) != (ssize_t)sizeof(counts)) perror("tinyml_cycles: write");
+    write_counts(0);
+  } else if (block->pc == mark_pc) {
+    write_counts((off_t)(16 * ++marks));
   }
   total_instructions += block->instructions;
   total_cycles += block->cycles;
@@ -213,6 +224,7 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
     if (strncmp(argv[i], "begin=", 6) == 0) begin_pc = strtoull(argv[i] + 6, NULL, 0) & ~1ull;
     else if (strncmp(argv[i], "end=", 4) == 0) end_pc = strtoull(argv[i] + 4, NULL, 0) & ~1ull;
     else if (strncmp(argv[i], "out=", 4) == 0) out = argv[i] + 4;
+    else if (strncmp(argv[i], "mark=", 5) == 0) mark_pc = strtoull(argv[i] + 5, NULL, 0) & ~1ull;
   }
   if (!begin_pc || !end_pc || !out) {
     fprintf(stderr, "tinyml_cycles: needs begin=ADDR,end=ADDR,out=FILE\n");

@@ -135,6 +135,15 @@ tinyml_counts_t board_counter_stop(void) {
   return counts;
 }
 
+static uint32_t layer_cycles[TINYML_MAX_LAYER_MARKS];
+
+void board_layer_mark(uint32_t mark) { layer_cycles[mark] = DWT_CYCCNT; }
+
+tinyml_counts_t board_layer_counts(uint32_t mark) {
+  tinyml_counts_t counts = {layer_cycles[mark], 0, 1};
+  return counts;
+}
+
 void board_exit(int code) {
   (void)code;
   while (!(USART1_ISR & USART_ISR_TC)) {

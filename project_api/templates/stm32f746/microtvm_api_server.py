@@ -67,7 +67,7 @@ class Stm32f746Handler(TemplateHandler):
         self.build_dir.mkdir(exist_ok=True)
         sources = self.model_sources() + [self.directory / "firmware" / "cortex_m.c", self.directory / "board_stm32f746.c"]
         link_firmware(sources, self.include_dirs(), CPU_FLAGS, self.directory / "link.ld", self.elf,
-                      defines=(f"TINYML_BAUD_RATE={resolved['baud_rate']}u",))
+                      defines=(f"TINYML_BAUD_RATE={resolved['baud_rate']}u", *self.model_defines(resolved)))
         self.write_firmware_info(memory_report(self.elf, RAM_BYTES, FLASH_BYTES))
 
     def flash(self, options: dict) -> None:
