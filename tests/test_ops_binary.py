@@ -226,6 +226,15 @@ def test_two_constants_are_rejected(tmp_path):
         check(tmp_path, b.build([x], [z]))
 
 
+@pytest.mark.parametrize("op", ["ADD", "SUB"])
+def test_output_scale_below_the_kernels_range_is_refused(tmp_path, op):
+    """An output scale under 2^-19 x the input scales (the fuzzer's SUB(x, x), calibrated on zeros)
+    is one clean line, not an assertion (TFLM's Prepare rejects it too)."""
+    model = make_binary(op, operand([1, 4], LHS_Q), operand([1, 4]), out_q=dict(scale=4e-8, zero_point=0))
+    with pytest.raises(UnsupportedOperatorError, match=f"ADD/SUB with output scale 4e-08 below 2\\^-19"):
+        check(tmp_path, model)
+
+
 def test_constant_becomes_an_int8_kernel_input():
     """QuantizeRealize hands a constant operand (here 0-d, on the left) to the kernel as an int8
     constant tensor of the same values (one element for a 0-d scalar), in operand order."""

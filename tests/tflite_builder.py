@@ -124,6 +124,11 @@ class ModelBuilder:
         self._tensors.append(t)
         return len(self._tensors) - 1
 
+    def quantization(self, index: int) -> tuple[float, int]:
+        """Scale and zero point of per-tensor quantized tensor `index`."""
+        q = self._tensors[index].quantization
+        return float(q.scale[0]), int(q.zeroPoint[0])
+
     def add_operator(self, op: str, inputs: Sequence[int], outputs: Sequence[int],
                      **options: Any) -> None:
         """Adds a builtin operator (``op`` is a BuiltinOperator name, e.g. "ADD").

@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from tvm_tinyml.errors import UnsupportedOperatorError
+
 INT8_MIN, INT8_MAX = -128, 127
 
 
@@ -121,8 +123,12 @@ def add_params(s1: float, zp1: int, s2: float, zp2: int, s_out: float, zp_out: i
     twice_max_input_scale = 2 * float(max(np.float32(s1), np.float32(s2)))
     in1_mult, in1_shift = _smaller_than_one_exp(_f32(s1) / twice_max_input_scale)
     in2_mult, in2_shift = _smaller_than_one_exp(_f32(s2) / twice_max_input_scale)
-    out_mult, out_shift = _smaller_than_one_exp(
-        twice_max_input_scale / ((1 << left_shift) * _f32(s_out)))
+    out_ratio = twice_max_input_scale / ((1 << left_shift) * _f32(s_out))
+    if out_ratio >= 1.0:
+        raise UnsupportedOperatorError(
+            f"ADD/SUB with output scale {s_out:.3g} below 2^-19 times the larger input scale "
+            f"{max(s1, s2):.3g} (TFLite Micro's kernel rejects it)")
+    out_mult, out_shift = _smaller_than_one_exp(out_ratio)
     return dict(in1_offset=-zp1, in1_mult=in1_mult, in1_shift=in1_shift,
                 in2_offset=-zp2, in2_mult=in2_mult, in2_shift=in2_shift,
                 left_shift=left_shift, out_mult=out_mult, out_shift=out_shift,
