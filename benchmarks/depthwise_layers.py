@@ -3,10 +3,9 @@
     python benchmarks/depthwise_layers.py [--models vww_96_int8 tinyengine_vww] [--board qemu-m7]
 
 Each DEPTHWISE_CONV_2D of a model is cut out with its own tensors (weights, bias, quantization,
-options) into a one-operator .tflite, run on the emulated board (bit-exact check against TFLite
-Micro included) and its instructions, minus those of an empty kernel call (a one-element
-RESHAPE-free model is not possible, so a 1x1x1xC depthwise layer of the same channel count is
-not subtracted: the fixed cost is tens of instructions), divided by its MACs. The table also says
+options) into a one-operator .tflite and run on the emulated board (bit-exact check against
+TFLite Micro included); instr/MAC is the run's instructions (the whole one-operator model: its
+fixed cost is a few tens of instructions, not subtracted) over the layer's MACs. `kind` says
 whether the layer runs in place (`depthwise_conv2d_inplace`) or streaming.
 """
 
