@@ -1,39 +1,44 @@
 """Tunable int8 depthwise convolution (NHWC, channel multiplier 1), ordinary and in-place.
 
-Ordinary: output pixels in row-major order (the overlap contract); a pixel whose 3x3 window lies
-inside the input goes to `tinyml_dw3_pixel_s8` (nine taps unrolled, constant offsets), a border
-pixel's clipped window to `tinyml_dw_pixel_s8`; both four channels at a time (SXTAB16 +
-SMLABB/SMLATT) when `simd`, the remaining channels by `tinyml_dw_pixel_scalar_s8`.
+Ordinary: one call of `tinyml_dw_layer_s8`, which walks the output pixels in row-major order
+(the overlap contract); a pixel whose 3x3 window lies inside the input goes to
+`tinyml_dw3_pixel_s8` (nine taps unrolled, constant offsets), any other window, clipped to the
+input, to `tinyml_dw_pixel_s8`; four channels at a time (SXTAB16 + SMLABB/SMLATT) when `simd`,
+the remaining ones one by one.
 In-place: channel by channel, `tinyml_dw_gather_s8` saves the input plane in the H*W scratch and
 the channel's outputs are computed over it: 3x3, stride 1 or 2, pads <= 1 by `tinyml_dw3_plane_s8`
 when `simd` (word loads of plane rows, two stride-1 outputs per SMLAD step, edge words padded with
 the zero point, clipped first/last rows specialised), anything else by `tinyml_dw_plane_s8`.
 
-Weights are int16 (kh, kw, c): within each group of four channels stored (c0, c2, c1, c3) so one
-word load gives the pair SXTAB16 pairs with (`weight_transform_grouped`); the in-place kernel
-keeps them in natural order (it packs a channel's nine weights once per plane).
+Weights stay int8 (kh, kw, c) in their natural order: SXTB16 of a word of four channels gives
+the weight pairs (c0, c2) and (c1, c3). Both kernels requantize with `tinyml_dw_requant2`
+(SMMULR, one rounding add with the output zero point folded in, one shift) wherever it is exact
+(`tinyml_dw_fast_ok`: shift in [-22, -1], |accumulator| < 2^30 from the bias bound), checked at
+run time per layer (ordinary) or per channel plane (in-place); `requant_transform` stores the
+ordinary kernel's shifts with their rounding terms.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 from tvm import tirx
 from tvm.script import tirx as T
 
 
-def weight_transform_grouped(weight: np.ndarray) -> np.ndarray:
-    """HWC int8 -> HWC int16 with channels (c0, c2, c1, c3) inside every whole group of four."""
-    kh, kw, c = weight.shape
-    out = weight.astype(np.int16).copy()
-    groups = c // 4
-    if groups:
-        body = out[:, :, : groups * 4].reshape(kh, kw, groups, 4)
-        out[:, :, : groups * 4] = body[:, :, :, [0, 2, 1, 3]].reshape(kh, kw, groups * 4)
-    return np.ascontiguousarray(out)
+def requant_transform(out_zp: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Per-channel shift -> (c, 2) int32 (right = -shift, rounding term with out_zp folded in, 0
+    where the fast requantization does not apply), as tinyml_dw_layer_fast reads them."""
 
+    def transform(shift: np.ndarray) -> np.ndarray:
+        right = -shift.astype(np.int64)
+        ok = (right >= 1) & (right <= 22)
+        r = np.where(ok, right, 1)
+        nudge = np.where(ok, (1 << (r - 1)) + (int(out_zp) << r), 0)
+        return np.ascontiguousarray(np.stack([right, nudge], axis=1).astype(np.int32))
 
-def weight_transform_int16(weight: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(weight.astype(np.int16))
+    return transform
 
 
 def depthwise_nhwc(data_shape, weight_shape, out_shape, *, strides, pads, dilation, in_zp, out_zp, act_min, act_max,
@@ -47,48 +52,24 @@ def depthwise_nhwc(data_shape, weight_shape, out_shape, *, strides, pads, dilati
     top, left = int(pads[0]), int(pads[1])
     in_off = -int(in_zp)
     groups = c // 4 if simd else 0
-    scalar_from = groups * 4
 
     @T.prim_func
     def depthwise_conv2d(
         data: T.Buffer((n, h, w, c), "int8"),
-        weight: T.Buffer((kh, kw, c), "int16"),
+        weight: T.Buffer((kh, kw, c), "int8"),
         bias: T.Buffer((c,), "int32"),
         mult: T.Buffer((c,), "int32"),
-        shift: T.Buffer((c,), "int32"),
+        shift: T.Buffer((c, 2), "int32"),
         out: T.Buffer((n, oh, ow, c), "int8"),
     ):
         x = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
-        wf = T.decl_buffer((kh * kw * c,), "int16", data=weight.data)
+        wf = T.decl_buffer((kh * kw * c,), "int8", data=weight.data)
         o = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
-        for b, oy, ox in T.grid(n, oh, ow):
-            iy = T.meta_var(oy * sh - top)
-            ix = T.meta_var(ox * sw - left)
-            ky0 = T.meta_var(T.max(0, -iy))
-            ky1 = T.meta_var(T.min(kh, h - iy))
-            kx0 = T.meta_var(T.max(0, -ix))
-            kx1 = T.meta_var(T.min(kw, w - ix))
-            if groups > 0:
-                if kh == 3 and kw == 3 and iy >= 0 and iy + kh <= h and ix >= 0 and ix + kw <= w:
-                    T.evaluate(T.call_extern(
-                        "void", "tinyml_dw3_pixel_s8", T.address_of(x[((b * h + iy) * w + ix) * c]), w * c, c,
-                        T.address_of(wf[0]), groups, in_off,
-                        T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
-                        T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
-                else:
-                    T.evaluate(T.call_extern(
-                        "void", "tinyml_dw_pixel_s8",
-                        T.address_of(x[((b * h + iy + ky0) * w + ix + kx0) * c]), w * c, c,
-                        T.address_of(wf[(ky0 * kw + kx0) * c]), kw, c, ky1 - ky0, kx1 - kx0, 0, groups, in_off,
-                        T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
-                        T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
-            if scalar_from < c:
-                T.evaluate(T.call_extern(
-                    "void", "tinyml_dw_pixel_scalar_s8",
-                    T.address_of(x[((b * h + iy + ky0) * w + ix + kx0) * c]), w * c, c,
-                    T.address_of(wf[(ky0 * kw + kx0) * c]), kw, c, ky1 - ky0, kx1 - kx0, scalar_from, c, in_off,
-                    T.address_of(bias[0]), T.address_of(mult[0]), T.address_of(shift[0]),
-                    T.address_of(o[((b * oh + oy) * ow + ox) * c]), out_zp, act_min, act_max))
+        for b in range(n):
+            T.evaluate(T.call_extern(
+                "void", "tinyml_dw_layer_s8", T.address_of(x[b * h * w * c]), h, w, c, kh, kw, sh, sw, top, left, oh, ow,
+                T.address_of(wf[0]), groups, in_off, T.address_of(bias[0]), T.address_of(mult[0]),
+                T.address_of(shift[0, 0]), T.address_of(o[b * oh * ow * c]), out_zp, act_min, act_max))
 
     return depthwise_conv2d
 
@@ -108,7 +89,7 @@ def depthwise_inplace_nhwc(data_shape, weight_shape, out_shape, *, strides, pads
     @T.prim_func
     def depthwise_conv2d_inplace(
         data: T.Buffer((n, h, w, c), "int8"),
-        weight: T.Buffer((kh, kw, c), "int16"),
+        weight: T.Buffer((kh, kw, c), "int8"),
         bias: T.Buffer((c,), "int32"),
         mult: T.Buffer((c,), "int32"),
         shift: T.Buffer((c,), "int32"),
@@ -117,7 +98,7 @@ def depthwise_inplace_nhwc(data_shape, weight_shape, out_shape, *, strides, pads
     ):
         x = T.decl_buffer((n * h * w * c,), "int8", data=data.data)
         o = T.decl_buffer((n * oh * ow * c,), "int8", data=out.data)
-        wf = T.decl_buffer((kh * kw * c,), "int16", data=weight.data)
+        wf = T.decl_buffer((kh * kw * c,), "int8", data=weight.data)
         for b, ch in T.grid(n, c):
             T.evaluate(T.call_extern("void", "tinyml_dw_gather_s8", T.address_of(scratch[0]),
                                      T.address_of(x[b * h * w * c + ch]), c, h * w))

@@ -137,10 +137,9 @@ def schedule_kernel(func: tirx.PrimFunc, config: dict | None = None) -> Schedule
         return Scheduled(_keep_attrs(new, func), conv_t.transforms(shapes[1], cfg, hwio=False), True)
     if op == "depthwise_conv2d":
         new = dw_t.depthwise_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
-        transform = dw_t.weight_transform_grouped if cfg["simd"] else dw_t.weight_transform_int16
-        return Scheduled(_keep_attrs(new, func), {1: transform}, True)
+        return Scheduled(_keep_attrs(new, func), {4: dw_t.requant_transform(attrs["out_zp"])}, True)
     new = dw_t.depthwise_inplace_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
-    return Scheduled(_keep_attrs(new, func), {1: dw_t.weight_transform_int16}, True)
+    return Scheduled(_keep_attrs(new, func), {}, True)
 
 
 def _keep_attrs(new: tirx.PrimFunc, old: tirx.PrimFunc) -> tirx.PrimFunc:
