@@ -172,3 +172,20 @@ def test_declared_shape_disagrees_with_the_operator(tmp_path, capsys):
     path.write_bytes(b.build([x], [y]))
     line = refusal(capsys, ["verify", str(path)])
     assert "operator #0 (FULLY_CONNECTED): output tensor #2 't2' is declared [1, 4096] but the operator computes [1, 4]" in line
+
+
+def test_failed_tvm_import_leaves_no_warning_behind(tmp_path, capfd):
+    """TVM's importer fails inside an open BlockBuilder block (ADD given one input); the builder's
+    "destroyed with remaining blocks" warning must not reach fd 2 at a later garbage collection."""
+    import gc
+
+    b = ModelBuilder()
+    x, y, z = (b.add_tensor([1, 4], I8, scale=0.05, zero_point=0) for _ in range(3))
+    b.add_operator("RELU", [x], [y])
+    b.add_operator("ADD", [y], [z])
+    path = tmp_path / "add.tflite"
+    path.write_bytes(b.build([x], [z]))
+    assert main(["verify", str(path)]) == 2
+    gc.collect()
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "operator #1 (ADD): TVM import failed: input tensors length should be 2" in lines[0], lines
