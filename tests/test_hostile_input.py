@@ -114,6 +114,8 @@ def test_onnx_graph_without_outputs(tmp_path, capsys):
     [
         (["--inputs", "0"], "argument --inputs: 0 is less than 1"),
         (["--inputs", "-1"], "argument --inputs: -1 is less than 1"),
+        (["--inputs", "x"], "argument --inputs: 'x' is not a whole number"),
+        (["--seed", "-3"], "argument --seed: -3 is less than 0"),
         (["--patch", "1,2x0"], "a patch grid needs at least 1x1 patches"),
         (["--patch-mac-overhead", "-1"], "-1 is not a fraction between 0 and 10"),
         (["--patch-mac-overhead", "nan"], "nan is not a fraction between 0 and 10"),
