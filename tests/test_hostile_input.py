@@ -191,3 +191,19 @@ def test_failed_tvm_import_leaves_no_warning_behind(tmp_path, capfd):
     gc.collect()
     lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "operator #1 (ADD): TVM import failed: input tensors length should be 2" in lines[0], lines
+
+
+def test_operator_options_outside_the_file(tmp_path, capsys):
+    """A CONV_2D whose options table points past the end of the file (flatbuffers reads options
+    unchecked, so TVM's importer would fail mid-read) is refused by the validator."""
+    import struct
+
+    import tflite
+
+    data = bytearray(Path(small_model(tmp_path)).read_bytes())
+    options = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0).Operators(0).BuiltinOptions()
+    struct.pack_into("<i", data, options.Pos, options.Pos - len(data) - 64)  # its vtable beyond the end
+    path = tmp_path / "options.tflite"
+    path.write_bytes(bytes(data))
+    line = refusal(capsys, ["verify", str(path), "--json"])
+    assert "operator #0 (CONV_2D): its options table lies outside the file (truncated or corrupt)" in line
