@@ -258,7 +258,7 @@ def test_tvm_importer_errors_are_wrapped(tmp_path):
         "MAX_POOL_2D", [dict(shape=[1, 4, 4, 2], **Q_IN)], [dict(shape=[1, 2, 2, 2], **Q_OUT)],
         filter_height=2, filter_width=2, stride_h=2, stride_w=2, padding="VALID",
     )
-    with pytest.raises(TinyMLError, match="TVM import failed: .*max_pool2d") as err:
+    with pytest.raises(TinyMLError, match=r"operator #0 \(MAX_POOL_2D\): TVM import failed: .*max_pool2d") as err:
         frontend.load(write(tmp_path, model))
     assert "\n" not in str(err.value)
 

@@ -114,6 +114,8 @@ def test_onnx_graph_without_outputs(tmp_path, capsys):
     [
         (["--inputs", "0"], "argument --inputs: 0 is less than 1"),
         (["--inputs", "-1"], "argument --inputs: -1 is less than 1"),
+        (["--inputs", "x"], "argument --inputs: 'x' is not a whole number"),
+        (["--seed", "-3"], "argument --seed: -3 is less than 0"),
         (["--patch", "1,2x0"], "a patch grid needs at least 1x1 patches"),
         (["--patch-mac-overhead", "-1"], "-1 is not a fraction between 0 and 10"),
         (["--patch-mac-overhead", "nan"], "nan is not a fraction between 0 and 10"),
@@ -172,3 +174,36 @@ def test_declared_shape_disagrees_with_the_operator(tmp_path, capsys):
     path.write_bytes(b.build([x], [y]))
     line = refusal(capsys, ["verify", str(path)])
     assert "operator #0 (FULLY_CONNECTED): output tensor #2 't2' is declared [1, 4096] but the operator computes [1, 4]" in line
+
+
+def test_failed_tvm_import_leaves_no_warning_behind(tmp_path, capfd):
+    """TVM's importer fails inside an open BlockBuilder block (ADD given one input); the builder's
+    "destroyed with remaining blocks" warning must not reach fd 2 at a later garbage collection."""
+    import gc
+
+    b = ModelBuilder()
+    x, y, z = (b.add_tensor([1, 4], I8, scale=0.05, zero_point=0) for _ in range(3))
+    b.add_operator("RELU", [x], [y])
+    b.add_operator("ADD", [y], [z])
+    path = tmp_path / "add.tflite"
+    path.write_bytes(b.build([x], [z]))
+    assert main(["verify", str(path)]) == 2
+    gc.collect()
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "operator #1 (ADD): TVM import failed: input tensors length should be 2" in lines[0], lines
+
+
+def test_operator_options_outside_the_file(tmp_path, capsys):
+    """A CONV_2D whose options table points past the end of the file (flatbuffers reads options
+    unchecked, so TVM's importer would fail mid-read) is refused by the validator."""
+    import struct
+
+    import tflite
+
+    data = bytearray(Path(small_model(tmp_path)).read_bytes())
+    options = tflite.Model.GetRootAsModel(data, 0).Subgraphs(0).Operators(0).BuiltinOptions()
+    struct.pack_into("<i", data, options.Pos, options.Pos - len(data) - 64)  # its vtable beyond the end
+    path = tmp_path / "options.tflite"
+    path.write_bytes(bytes(data))
+    line = refusal(capsys, ["verify", str(path), "--json"])
+    assert "operator #0 (CONV_2D): its options table lies outside the file (truncated or corrupt)" in line

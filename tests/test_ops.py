@@ -111,6 +111,21 @@ def i32_const(values) -> dict:
     return dict(shape=list(values.shape), dtype=np.int32, data=values)
 
 
+def padded(shape, pads) -> list[int]:
+    """The shape after padding `pads` ([before, after] per axis)."""
+    return [d + a + b for d, (a, b) in zip(shape, pads)]
+
+
+def pad_then_conv(in_shape, pads, cout: int, **conv) -> bytes:
+    """An explicit PAD (with the input zero point) feeding a VALID conv (`add_conv` options)."""
+    b = ModelBuilder()
+    x = act(b, in_shape)
+    p = act(b, padded(in_shape, pads))
+    b.add_operator("PAD", [x, b.add_tensor(**i32_const(pads))], [p])
+    y, _ = add_conv(b, p, padded(in_shape, pads), cout, padding="VALID", **conv)
+    return b.build([x], [y])
+
+
 # ---------------------------------------------------------------- CONV_2D / DEPTHWISE_CONV_2D
 
 
@@ -310,8 +325,7 @@ def test_concatenation(tmp_path, axis, count):
 @pytest.mark.parametrize("pads", [[[0, 0], [1, 1], [1, 1], [0, 0]], [[0, 0], [2, 0], [1, 3], [0, 0]]])
 def test_pad(tmp_path, pads):
     in_shape = [1, 5, 4, 3]
-    out_shape = list(np.add(in_shape, np.sum(pads, axis=1)))
-    check(tmp_path, single("PAD", in_shape, out_shape, consts=[i32_const(pads)]))
+    check(tmp_path, single("PAD", in_shape, padded(in_shape, pads), consts=[i32_const(pads)]))
 
 
 @pytest.mark.parametrize("in_shape, out_shape", [([1, 4, 4, 4], [1, 64]), ([1, 64], [1, 4, 2, 8]), ([1, 6, 4, 2], [1, 3, 8, 2])])
@@ -431,12 +445,7 @@ def test_quantize_requantize_after_op(tmp_path, out_q):
 
 def test_pad_then_conv(tmp_path):
     """An explicit PAD (with the input zero point) feeding a VALID conv: fused into the conv."""
-    b = ModelBuilder()
-    x = act(b, [1, 6, 6, 4])
-    p = act(b, [1, 8, 9, 4])
-    b.add_operator("PAD", [x, b.add_tensor(**i32_const([[0, 0], [1, 1], [2, 1], [0, 0]]))], [p])
-    y, _ = add_conv(b, p, [1, 8, 9, 4], 6, kernel=3, stride=2, padding="VALID", seed=11)
-    check(tmp_path, b.build([x], [y]))
+    check(tmp_path, pad_then_conv([1, 6, 6, 4], [[0, 0], [1, 1], [2, 1], [0, 0]], 6, kernel=3, stride=2, seed=11))
 
 
 def test_branch_add(tmp_path):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import tvm_tinyml
 from replay import kernel_trace, overlap_is_safe
-from test_ops import I8, IN_Q, act, add_conv, check, i32_const, int8_data
+from test_ops import I8, IN_Q, act, add_conv, check, i32_const, int8_data, pad_then_conv, padded
 from tflite_builder import ModelBuilder, run_tflm
 from tvm import relax
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
@@ -51,11 +51,6 @@ def between_convs(op: str, in_shape, out_shapes, consts=(), const_first=False, *
 
 
 # ---------------------------------------------------------------- PAD / PADV2
-
-
-def padded(shape, pads):
-    """The shape after padding `pads` ([before, after] per axis)."""
-    return [d + a + b for d, (a, b) in zip(shape, pads)]
 
 
 @pytest.mark.parametrize("shape, pads", [
@@ -135,12 +130,7 @@ def test_int8_take_with_negative_constant_indices():
 
 def test_spatial_pad_still_fused_into_conv(tmp_path):
     """A spatial PAD before a VALID conv stays the conv's padding (no pad kernel)."""
-    b = ModelBuilder()
-    x = act(b, [1, 5, 5, 3])
-    p = act(b, [1, 7, 7, 3])
-    b.add_operator("PAD", [x, b.add_tensor(**i32_const([[0, 0], [1, 1], [1, 1], [0, 0]]))], [p])
-    y, _ = add_conv(b, p, [1, 7, 7, 3], 4, padding="VALID", seed=6)
-    artifact = check(tmp_path, b.build([x], [y]))
+    artifact = check(tmp_path, pad_then_conv([1, 5, 5, 3], [[0, 0], [1, 1], [1, 1], [0, 0]], 4, seed=6))
     assert artifact.metadata["layers"] == ["conv2d"]
 
 

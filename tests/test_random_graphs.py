@@ -155,11 +155,11 @@ def test_patch_loop_keeps_an_input_that_is_also_a_model_output(tmp_path):
     ("TRANSPOSE", [1, 3, 1, 4], [0, 2, 1, 3]),
     ("PAD", [1, 3, 4, 2], [[0, 0], [0, 0], [0, 0], [0, 0]]),  # pads nothing
 ])
-@pytest.mark.parametrize("planner", ["tinyml"])
+@pytest.mark.parametrize("planner", ["tinyml", "tvm"])
 def test_byte_order_preserving_ops_build_with_both_planners(tmp_path, op, shape, const, planner):
-    """A TRANSPOSE that keeps the bytes in order, or an empty PAD, builds bit-exact. (With
-    memory_planner="tvm" TVM's plan treats such a copy as a reshape it cannot map onto our kernel
-    graph: an open defect of that comparison-only planner, noted in the tracker.)"""
+    """A TRANSPOSE that keeps the bytes in order, or an empty PAD: TVM's plan treats such a copy
+    as a reshape (a view), which memory_planner="tvm" once could not map (KeyError); both planners
+    build it bit-exact."""
     const = np.array(const, np.int32)
     out_shape = [shape[p] for p in const] if op == "TRANSPOSE" else shape
     b = ModelBuilder()

@@ -242,12 +242,12 @@ def _tvm_plan(integer: tvm.IRModule, graph: Graph) -> Plan:
     """Our graph placed where TVM's StaticPlanBlockMemory puts it (storages laid end to end)."""
     order = list(range(len(graph.ops)))
     requirements = buffer_requirements(graph, order)
-    offsets, arena = tvm_offsets(integer, graph)
-    clashes = conflicts(requirements, [], offsets)
+    offsets, arena, views = tvm_offsets(integer, graph)
+    clashes = conflicts(requirements, views, offsets)
     if clashes:
         raise RuntimeError(f"TVM's plan does not map onto the kernel graph: {clashes[:3]} share bytes")
     bound = classic_bound(requirements, len(order))
-    return Plan(arena, offsets, requirements, order, "tvm (StaticPlanBlockMemory)", bound, bound)
+    return Plan(arena, offsets, requirements, order, "tvm (StaticPlanBlockMemory)", bound, bound, overlaps=views)
 
 
 def _io_entry(graph: Graph, plan: Plan, name: str, info) -> dict:

@@ -14,6 +14,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Callable
 
 from tvm_tinyml.errors import TinyMLError
 from tvm_tinyml.quiet import DEBUG_ENV
@@ -25,26 +26,20 @@ EXIT_OK, EXIT_CHECK_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 # ---------------------------------------------------------------- argument types
 
 
-def _count(text: str) -> int:
-    """A whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is less than 1")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= `minimum`."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is less than {minimum}")
+        return value
 
-def _seed(text: str) -> int:
-    """A whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative")
-    return value
+    return parse
+
 
 
 def _overhead(text: str) -> float:
@@ -266,8 +261,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="run the generated C on the host against the reference interpreter")
     p.add_argument("model")
     p.add_argument("--target", default="host", choices=targets)
-    p.add_argument("--inputs", type=_count, default=20, help="number of random inputs (default 20)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--inputs", type=_whole_number(1), default=20, help="number of random inputs (default 20)")
+    p.add_argument("--seed", type=_whole_number(0), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_verify)
 
@@ -288,8 +283,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746", "host"])
     p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
     p.add_argument("--target", choices=targets, help="an emulated board takes this target's SRAM and flash limits (same core)")
-    p.add_argument("--inputs", type=_count, default=5, help="number of random inputs (default 5)")
-    p.add_argument("--seed", type=_seed, default=0)
+    p.add_argument("--inputs", type=_whole_number(1), default=5, help="number of random inputs (default 5)")
+    p.add_argument("--seed", type=_whole_number(0), default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_run)
 
@@ -305,7 +300,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="autotune the model's kernels on a board; append every measurement to a log")
     p.add_argument("model")
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746"])
-    p.add_argument("--trials", type=_count, default=300, help="measurements in all, counting those already in the log")
+    p.add_argument("--trials", type=_whole_number(1), default=300, help="measurements in all, counting those already in the log")
     p.add_argument("--log", required=True, metavar="F", type=lambda t: _tuning_log(t, must_exist=False),
                    help="tuning log (JSON lines; appended; resumed)")
     p.add_argument("--tuner", default="xgb", choices=["xgb", "random", "grid"])

@@ -167,14 +167,27 @@ def _import_tflite(model: tflite.Model, path: str, origins: dict | None = None) 
     """
     _check_tflite_ops(model, path)
     tables: list = []
+    current: list = []  # the operator being converted (TVM's loop asks for its outputs first)
+    graph = model.Subgraphs(0)
 
     class Converter(QDQOperatorConverter):
         def convert_op_to_relax(self):
             super().convert_op_to_relax()
             tables.append(self.exp_tab)
 
-    mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter))
-    graph = model.Subgraphs(0)
+        def get_output_tensors(self, op):
+            current[:] = [op]
+            return super().get_output_tensors(op)
+
+    def where() -> str:
+        """The operator TVM failed on as "operator #i (NAME): " ("" if unknown)."""
+        positions = [graph.Operators(i)._tab.Pos for i in range(graph.OperatorsLength())]
+        if not current or current[0]._tab.Pos not in positions:
+            return ""
+        index = positions.index(current[0]._tab.Pos)
+        return f"operator #{index} ({_tflite_op_name(model, current[0])}): "
+
+    mod = _tvm_import(path, lambda: tflite_frontend.from_tflite(model, op_converter=Converter), where)
     for index in range(graph.OperatorsLength()):
         op = graph.Operators(index)
         where = f"operator #{index} ({_tflite_op_name(model, op)})"
@@ -299,16 +312,16 @@ def _parse_onnx_file(data: bytes, path: str) -> onnx.ModelProto:
     return model
 
 
-def _tvm_import(path: str, importer) -> tvm.IRModule:
+def _tvm_import(path: str, importer, where=lambda: "") -> tvm.IRModule:
     """Run a TVM importer, turning its exceptions into one-line TinyMLErrors (TVM's own stderr
-    lines are kept out of the terminal)."""
+    lines are kept out of the terminal); `where()` names the operator it failed on."""
     try:
         with native_stderr_captured():
             return importer()
     except tvm.error.OpNotImplemented as e:
-        raise UnsupportedOperatorError(f"{path}: {_first_line(e)}") from None
+        raise UnsupportedOperatorError(f"{path}: {where()}{_first_line(e)}") from None
     except Exception as e:
-        raise TinyMLError(f"{path}: TVM import failed: {_first_line(e)}") from None
+        raise TinyMLError(f"{path}: {where()}TVM import failed: {_first_line(e)}") from None
 
 
 def _first_line(error: Exception) -> str:

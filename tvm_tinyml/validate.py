@@ -8,6 +8,7 @@ reaches TVM, TFLite Micro or onnxruntime before a model passes. Each refusal is 
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import onnx
@@ -156,6 +157,22 @@ class _TFLiteChecker:
                 self.fail(f"{what} refers to missing tensor {v}")
         return out
 
+    def check_options(self, name: str, op) -> None:
+        """The operator's options table lies inside the file (importers read its fields unchecked):
+        its vtable, its inline part and every field the vtable names."""
+        table = op.BuiltinOptions()
+        if table is None:
+            return
+        data, pos = table.Bytes, table.Pos
+        vtable = pos - struct.unpack_from("<i", data, pos)[0] if 0 <= pos <= self.size - 4 else -1
+        inside = False
+        if 0 <= vtable <= self.size - 4:
+            length, inline = struct.unpack_from("<HH", data, vtable)
+            if 4 <= length and vtable + length <= self.size and 4 <= inline and pos + inline <= self.size:
+                inside = all(o < inline for o in struct.unpack_from(f"<{(length - 4) // 2}H", data, vtable + 4))
+        if not inside:
+            self.fail(f"{name}: its options table lies outside the file (truncated or corrupt)")
+
     def check_graph(self, constant: list[bool]) -> None:
         graph = self.graph
         inputs = self.indices(graph.InputsAsNumpy(), "graph input")
@@ -168,6 +185,8 @@ class _TFLiteChecker:
         writer: dict[int, int] = {}
         ops = [graph.Operators(i) for i in range(self.count(graph.OperatorsLength(), "operators"))]
         names = [self.op_name(i) for i in range(len(ops))]
+        for i, op in enumerate(ops):
+            self.check_options(names[i], op)
         for i, op in enumerate(ops):
             for t in self.indices(op.OutputsAsNumpy(), names[i]):
                 if t < 0:

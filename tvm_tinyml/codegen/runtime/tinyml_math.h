@@ -422,6 +422,24 @@ static inline int32_t tinyml_logistic_q4(int32_t a) {
   return a > 0 ? result_if_positive : INT32_MAX - result_if_positive;
 }
 
+/* The front TFLM's int8 LOGISTIC and TANH share: the input relative to its
+ * zero point; outside +-input_range_radius the result saturates (*saturated
+ * set to INT8_MIN or INT8_MAX), else *saturated is 0 and the input is
+ * returned rescaled to Q4.27. */
+static inline int32_t tinyml_sigmoid_input_q4(int32_t x, int32_t input_zp,
+                                              int32_t input_range_radius,
+                                              int32_t input_multiplier,
+                                              int32_t input_left_shift,
+                                              int8_t *saturated) {
+  const int32_t input = x - input_zp;
+  *saturated = input <= -input_range_radius ? INT8_MIN
+               : input >= input_range_radius ? INT8_MAX
+                                             : 0;
+  if (*saturated) return 0;
+  return tinyml_mul_by_quantized_multiplier(input, input_multiplier,
+                                            input_left_shift);
+}
+
 /* reference_integer_ops::Logistic (int8) for one element; output scale
  * 1/256, zero point -128. Arguments after x are the keys of
  * quant_params.logistic_params() in order. */
@@ -429,15 +447,13 @@ static inline int8_t tinyml_logistic_i8(int32_t x, int32_t input_zp,
                                         int32_t input_range_radius,
                                         int32_t input_multiplier,
                                         int32_t input_left_shift) {
-  const int32_t input = x - input_zp;
-  if (input <= -input_range_radius) return INT8_MIN;
-  if (input >= input_range_radius) return INT8_MAX;
+  int8_t saturated;
+  const int32_t a = tinyml_sigmoid_input_q4(x, input_zp, input_range_radius,
+                                            input_multiplier,
+                                            input_left_shift, &saturated);
+  if (saturated) return saturated;
   return tinyml_clamp_i8(
-      tinyml_rounding_divide_by_pot(
-          tinyml_logistic_q4(tinyml_mul_by_quantized_multiplier(
-              input, input_multiplier, input_left_shift)),
-          23) +
-          INT8_MIN,
+      tinyml_rounding_divide_by_pot(tinyml_logistic_q4(a), 23) + INT8_MIN,
       INT8_MIN, INT8_MAX);
 }
 
@@ -702,15 +718,13 @@ static inline int8_t tinyml_tanh_i8(int32_t x, int32_t input_zp,
                                     int32_t input_range_radius,
                                     int32_t input_multiplier,
                                     int32_t input_left_shift) {
-  const int32_t input = x - input_zp;
-  if (input <= -input_range_radius) return INT8_MIN;
-  if (input >= input_range_radius) return INT8_MAX;
-  return tinyml_clamp_i8(
-      tinyml_rounding_divide_by_pot(
-          tinyml_tanh_q4(tinyml_mul_by_quantized_multiplier(
-              input, input_multiplier, input_left_shift)),
-          24),
-      INT8_MIN, INT8_MAX);
+  int8_t saturated;
+  const int32_t a = tinyml_sigmoid_input_q4(x, input_zp, input_range_radius,
+                                            input_multiplier,
+                                            input_left_shift, &saturated);
+  if (saturated) return saturated;
+  return tinyml_clamp_i8(tinyml_rounding_divide_by_pot(tinyml_tanh_q4(a), 24),
+                         INT8_MIN, INT8_MAX);
 }
 
 #endif /* TINYML_MATH_H_ */
