@@ -293,7 +293,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--board", required=True, choices=["qemu-m7", "qemu-m4", "stm32f746"])
     p.add_argument("--serial", help="serial port of a real board, e.g. /dev/ttyACM0")
     p.add_argument("--target", choices=targets, help="an emulated board takes this target's SRAM and flash limits (same core)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the random input")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the random input")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_profile)
 
