@@ -27,6 +27,7 @@ from tvm import relax
 from tvm.ir.expr import Call, Var
 
 from relax_passes.realize_activations import ActivationRealizer  # activations (act)
+from relax_passes.exact_lookup import ExactLookupRealizer
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
@@ -68,21 +69,24 @@ def _op_name(value) -> str:
 class QuantizeRealize:
     """Rewrite the QDQ-wrapped float ops of `main` into int8 integer kernels (see module doc)."""
 
-    def __init__(self, float_io: bool = False, origins: dict | None = None) -> None:
+    def __init__(self, float_io: bool = False, origins: dict | None = None, exact_float: bool = False) -> None:
         """`origins` optionally maps bound expressions of `main` to a description of the source
-        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern."""
+        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern.
+        `exact_float` (ONNX) realizes elementwise float chains as exact tables (exact_lookup.py)."""
         self.float_io = float_io
         self.origins = origins or {}
+        self.exact_float = exact_float
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        realized = _Realizer(mod["main"], self.float_io, self.origins).run()
+        realized = _Realizer(mod["main"], self.float_io, self.origins, self.exact_float).run()
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer(ActivationRealizer, MovementRealizer):
-    def __init__(self, func: relax.Function, float_io: bool, origins: dict) -> None:
+class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
+    def __init__(self, func: relax.Function, float_io: bool, origins: dict, exact_float: bool = False) -> None:
         self.func = func
         self.float_io = float_io
+        self.exact_float = exact_float
         self.origins = origins
         self.bindings = [b for block in func.body.blocks for b in block.bindings]
         self.defs = {b.var: b.value for b in self.bindings}
@@ -308,6 +312,10 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             raise UnsupportedOperatorError(f"QUANTIZE to {var.ty.dtype} is not supported (int8, or uint8 from int8)")
         lo, hi, result_var = self._fused_clip(var)
         expr = value.args[0]
+        table = self._exact_lookup(expr, out_scale, out_zp, lo, hi) if self.exact_float else None
+        if table is not None:
+            self.env[var] = self.env[result_var] = table
+            return
         act = "none"
         core = self._def(expr)
         if _op_name(core) == "relax.nn.relu":
