@@ -723,9 +723,15 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
 
     def _q_nn_avg_pool2d(self, call: Call, out: "_OutQuant", bias):
+        """AVERAGE_POOL_2D; for ONNX with a different output quantization (QLinearAveragePool),
+        the int8 window mean requantized (two roundings)."""
         x = self._input(call.args[0])
-        self._same_quant(x, out, "AVERAGE_POOL_2D")
-        return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
+        if same or not self.exact_float:
+            self._same_quant(x, out, "AVERAGE_POOL_2D")
+            return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+        pooled = self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
+        return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "AVERAGE_POOL_2D")
 
     def _q_dequantize(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call)
@@ -734,11 +740,21 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
 
     def _q_concat(self, call: Call, out: "_OutQuant", bias):
         parts = [self._input(field) for field in self._def(call.args[0]).fields]
-        for part in parts:
-            self._same_quant(part, out, "CONCATENATION")
+        full = _OutQuant(out.scale, out.zero_point, -128, 127)
+        sources = [self._requantized(part, full, "CONCATENATION") for part in parts]
         rank = len(call.ty.shape)
         axis = int(call.attrs.axis) % rank
-        return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
+        return self._emit(qc.concatenate, sources, axis=axis, op="concatenate")
+
+    def _requantized(self, x: _Dequant, out: "_OutQuant", op: str):
+        """`x` in the output's quantization: itself, or (ONNX: each element is quantize(dequantize(x)))
+        one requantize kernel; TFLite needs both the same, as TFLM copies raw bytes."""
+        if not self.exact_float or (x.scalar_scale == out.scale and x.scalar_zp == out.zero_point):
+            self._same_quant(x, out, op)
+            return x.src
+        mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
+        params = (x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max)
+        return self._emit(qc.requantize, x.src, params=params, op="requantize")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
         if call.attrs.method == "linear":
