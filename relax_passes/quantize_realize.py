@@ -33,6 +33,7 @@ from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
 from schedules import qnn_matrix as qm
+from schedules import qnn_movement as qmv
 from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
@@ -350,6 +351,8 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
                     bias = leaf.src.reshape(-1).astype(np.int32)
                     value, name = self._def(core), _op_name(self._def(core))
                     break
+        if isinstance(value, relax.TupleGetItem):
+            return self._split_part(value, out)
         handler = getattr(self, "_q_" + name.replace("relax.", "").replace(".", "_"), None)
         if handler is None:
             raise UnsupportedOperatorError(f"quantized {name.replace('relax.', '')} is not supported")
@@ -702,9 +705,32 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):
+        """RESHAPE; also ONNX's Squeeze and Unsqueeze (squeeze, expand_dims): views, no kernel."""
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESHAPE")
         return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
+
+    _q_squeeze = _q_reshape
+    _q_expand_dims = _q_reshape
+
+    def _q_strided_slice(self, call: Call, out: "_OutQuant", bias):
+        """ONNX Slice (any axes, steps): the int8 strided copy of movement_realize."""
+        x = self._input(call.args[0])
+        self._same_quant(x, out, "SLICE")
+        return self._realize_strided_slice(call, call, x.src)
+
+    def _split_part(self, item: relax.TupleGetItem, out: "_OutQuant"):
+        """One output of ONNX Split (`split(x)[i]`): a strided copy of its section."""
+        split = self._def(item.tuple_value)
+        if _op_name(split) != "relax.split":
+            raise UnsupportedOperatorError(f"quantized tuple item of {_op_name(split) or split} is not supported")
+        x = self._input(split.args[0])
+        self._same_quant(x, out, "SPLIT")
+        shape = shape_of(split.args[0])
+        axis = int(split.attrs.axis) % len(shape)
+        begin = [0] * len(shape)
+        begin[axis] = sum(int(f.shape[axis]) for f in split.ty.fields[: item.index])
+        return self._emit(qmv.strided, x.src, begin=begin, strides=[1] * len(shape), out_shape=shape_of(item), op="strided_slice")
 
     def _pool_args(self, call: Call):
         attrs = call.attrs
