@@ -353,6 +353,8 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
                     break
         if isinstance(value, relax.TupleGetItem):
             return self._split_part(value, out)
+        if name == "relax.call_tir":  # an importer's own TIR kernel (ONNX Pad reflect: mirror_pad)
+            raise UnsupportedOperatorError(f"quantized {value.args[0].name_hint} is not supported")
         handler = getattr(self, "_q_" + name.replace("relax.", "").replace(".", "_"), None)
         if handler is None:
             raise UnsupportedOperatorError(f"quantized {name.replace('relax.', '')} is not supported")
@@ -425,7 +427,7 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
     def _q_matmul(self, call: Call, out: "_OutQuant", bias):
         if bias is None and not self._is_dense_weight(call.args[1]):
             return self._batch_matmul(call, out)
-        x = self._input(call.args[0])
+        x = self._scaled_input(call.args[0])
         w = self._weights(call.args[1])
         weight = np.ascontiguousarray(w.src.T).astype(np.int8)  # [K, N] -> [N, K]
         n = weight.shape[0]
@@ -439,6 +441,15 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
             op="dense", in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
         return result if rank == 2 else self.bb.emit(relax.op.reshape(result, call.ty.shape))
+
+    def _scaled_input(self, expr) -> _Dequant:
+        """A matmul's int8 input; ONNX Gemm's alpha (a positive scalar multiply) joins its scale."""
+        value = self._def(expr)
+        alpha = self._constant(value.args[1]) if _op_name(value) == "relax.multiply" else None
+        if alpha is None or alpha.size != 1 or float(alpha.reshape(-1)[0]) <= 0:
+            return self._input(expr)
+        x = self._input(value.args[0])
+        return _Dequant(x.src, x.scale * np.float32(alpha.reshape(-1)[0]), x.zero_point)
 
     # ---------------------------------------------------------------- binary elementwise (family: binary)
     def _binary(self, args, result: Call, compute, op: str, params_of):
@@ -705,7 +716,11 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):
-        """RESHAPE; also ONNX's Squeeze and Unsqueeze (squeeze, expand_dims): views, no kernel."""
+        """RESHAPE; also ONNX's Squeeze and Unsqueeze (squeeze, expand_dims): views, no kernel.
+        A view of a float op (ONNX: MaxPool -> Flatten in one QDQ group) is the view of its
+        realized kernel: a view moves no value, so it commutes with the quantize."""
+        if self._dequant(call.args[0]) is None and _op_name(self._def(call.args[0])):
+            return self.bb.emit(relax.op.reshape(self._realize_float(call.args[0], out), call.ty.shape))
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESHAPE")
         return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
