@@ -58,6 +58,9 @@ class _Dequant:
         return int(self.zero_point.reshape(-1)[0])
 
 
+# ONNX Resize modes (coordinate transformation, nearest rounding) whose source indices are TFLM's
+_ONNX_NEAREST_MODES = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"), ("align_corners", "round_prefer_ceil")}
+_ONNX_LINEAR_MODES = {"asymmetric", "half_pixel"}  # align_corners: TFLM's Q10 taps differ by more than 1 LSB
 # float ops whose `add` of a dequantized int32 constant is their bias
 _BIAS_CORES = ("relax.nn.conv2d", "relax.matmul", "relax.nn.conv2d_transpose")
 
@@ -798,17 +801,32 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.requantize, x.src, params=params, op="requantize")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
-        if call.attrs.method == "linear":
-            return self._resize_bilinear(call, out)  # activations (act)
-        x = self._input(call.args[0])
-        self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
+        """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR on NHWC; ONNX Resize (NCHW) is the same
+        kernel between two transposes, for the coordinate modes whose indices match TFLM's."""
         attrs = call.attrs
-        if attrs.method != "nearest_neighbor" or attrs.layout != "NHWC":
+        if attrs.layout == "NHWC":
+            return self._resize_nhwc(call, self._input(call.args[0]), shape_of(call)[1:3], out)
+        if attrs.layout != "NCHW":
+            raise UnsupportedOperatorError(f"resize {attrs.method} ({attrs.layout}) is not supported")
+        mode = (str(attrs.coordinate_transformation_mode), str(attrs.rounding_method))
+        if mode not in _ONNX_NEAREST_MODES if attrs.method == "nearest_neighbor" else mode[0] not in _ONNX_LINEAR_MODES:
+            raise UnsupportedOperatorError(f"resize {attrs.method} with coordinate mode {mode[0]} ({mode[1]}) is not supported")
+        x = self._input(call.args[0])
+        self._same_quant(x, out, "RESIZE")
+        nhwc = self._emit(qc.transpose, x.src, axes=[0, 2, 3, 1], op="transpose")
+        result = self._resize_nhwc(call, _Dequant(nhwc, x.scale, x.zero_point), shape_of(call)[2:4], out)
+        return self._emit(qc.transpose, result, axes=[0, 3, 1, 2], op="transpose")
+
+    def _resize_nhwc(self, call: Call, x: _Dequant, out_hw: list[int], out: "_OutQuant"):
+        attrs = call.attrs
+        if attrs.method == "linear":
+            return self._resize_bilinear(x, attrs, out_hw, out)  # activations (act)
+        self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
+        if attrs.method != "nearest_neighbor":
             raise UnsupportedOperatorError(f"resize {attrs.method} ({attrs.layout}) is not supported")
         mode = attrs.coordinate_transformation_mode
-        shape = call.ty.shape
         return self._emit(
-            qc.resize_nearest, x.src, out_hw=(int(shape[1]), int(shape[2])), op="resize_nearest",
+            qc.resize_nearest, x.src, out_hw=tuple(out_hw), op="resize_nearest",
             align_corners=mode == "align_corners", half_pixel_centers=mode in ("half_pixel", "tf_half_pixel_for_nn"),
         )
 

@@ -30,6 +30,12 @@ def _const(name, *values, dtype=I64):
     return {name: np.array(values, dtype)}
 
 
+def _resize(mode: str, coords: str, rounding: str | None, scales=(1, 1, 2, 2)):
+    attrs = {"mode": mode, "coordinate_transformation_mode": coords, **({"nearest_mode": rounding} if rounding else {})}
+    name = f"resize_{mode}_{coords}"
+    return OpCase(name, [node("Resize", ["x", "", "scales"], **attrs)], [S], None, {"scales": np.array(scales, np.float32)})
+
+
 # (case, has a QOperator form)
 CASES = [
     (_conv("conv3x3_same", (8, 4, 3, 3), pads=[1, 1, 1, 1]), True),
@@ -74,6 +80,10 @@ CASES = [
             {**_const("st", 1), **_const("en", 6), **_const("ax", 2), **_const("sp", 2)}), False),
     (OpCase("slice_negative", [node("Slice", ["x", "st", "en", "ax", "sp"])], [S], None,
             {**_const("st", -1, 0), **_const("en", -7, 3), **_const("ax", 3, 1), **_const("sp", -1, 1)}), False),
+    *[(_resize(mode, coords, rounding), False) for mode, coords, rounding in [
+        ("nearest", "half_pixel", "round_prefer_floor"), ("nearest", "asymmetric", "floor"),
+        ("nearest", "align_corners", "round_prefer_ceil"), ("linear", "half_pixel", None),
+        ("linear", "asymmetric", None)]],
     (OpCase("conv_relu_pool", [node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), node("Relu", ["c"], ["r"]),
                                node("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
                                node("Flatten", ["m"], ["f"]), node("Gemm", ["f", "fw", "fb"], transB=1)],
@@ -120,6 +130,8 @@ def test_unknown_qlinear_op_is_refused_naming_the_node():
 
 # Ops (and modes) without an integer kernel here: one line naming the problem.
 REFUSED = [
+    (_resize("linear", "align_corners", None), "resize linear with coordinate mode align_corners"),
+    (_resize("nearest", "half_pixel", "floor"), "resize nearest_neighbor with coordinate mode half_pixel (floor)"),
     (OpCase("pad_constant", [node("Pad", ["x", "p"])], [S], None, _const("p", 0, 0, 1, 2, 0, 0, 1, 0)),
      "quantized pad is not supported"),
     (OpCase("pad_reflect", [node("Pad", ["x", "p"], mode="reflect")], [S], None, _const("p", 0, 0, 1, 1, 0, 0, 1, 1)),
