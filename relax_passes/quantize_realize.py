@@ -520,9 +520,11 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         )
 
     def _q_nn_conv2d_transpose(self, call: Call, out: "_OutQuant", bias):
-        """TRANSPOSE_CONV (NHWC data, IOHW weights as the TFLite importer makes them)."""
+        """TRANSPOSE_CONV (NHWC data, IOHW weights as the TFLite importer makes them); ONNX
+        ConvTranspose (NCHW data) is the same kernel between two transposes."""
         attrs = call.attrs
-        if (attrs.data_layout, attrs.kernel_layout) != ("NHWC", "IOHW") or int(attrs.groups) != 1:
+        nchw = attrs.data_layout == "NCHW" and attrs.out_layout == "NCHW"
+        if (attrs.data_layout, attrs.kernel_layout) not in (("NHWC", "IOHW"), ("NCHW", "IOHW")) or int(attrs.groups) != 1:
             raise UnsupportedOperatorError(f"conv2d_transpose {attrs.data_layout}/{attrs.kernel_layout} groups={attrs.groups} is not supported")
         if any(int(d) != 1 for d in attrs.dilation) or any(int(p) for p in attrs.output_padding):
             raise UnsupportedOperatorError("conv2d_transpose with dilation or output padding is not supported")
@@ -531,12 +533,14 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         kernel = np.ascontiguousarray(w.src.transpose(1, 2, 3, 0)).astype(np.int8)  # IOHW -> OHWI
         out_channels = kernel.shape[0]
         mult, shift, bias = self._channel_requant(x, w, out, out_channels, bias)
-        shape = [int(d) for d in call.ty.shape]
-        return self._emit(
-            qm.transpose_conv2d, x.src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
+        shape = shape_of(call)
+        src = self._emit(qc.transpose, x.src, axes=[0, 2, 3, 1], op="transpose") if nchw else x.src
+        result = self._emit(
+            qm.transpose_conv2d, src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
             op="transpose_conv2d", strides=[int(s) for s in attrs.strides], pads=[int(attrs.padding[0]), int(attrs.padding[1])],
-            out_hw=shape[1:3], in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
+            out_hw=shape[2:4] if nchw else shape[1:3], in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
+        return self._emit(qc.transpose, result, axes=[0, 3, 1, 2], op="transpose") if nchw else result
 
 
     def _q_add(self, call: Call, out: "_OutQuant", bias):

@@ -43,6 +43,10 @@ CASES = [
     (_conv("conv_dilated", (6, 4, 3, 3), dilations=[2, 2], pads=[2, 2, 2, 2]), True),
     (_conv("conv_depthwise", (4, 1, 3, 3), group=4, pads=[1, 0, 1, 0]), True),
     (_conv("conv1x1", (8, 4, 1, 1)), True),
+    (OpCase("conv_transpose_s2", [node("ConvTranspose", ["x", "w", "b"], strides=[2, 2])], [S], None,
+            {"w": weight(0, 4, 8, 3, 3), "b": weight(1, 8)}), False),
+    (OpCase("conv_transpose_pads", [node("ConvTranspose", ["x", "w"], strides=[2, 2], pads=[1, 1, 1, 1])], [S], None,
+            {"w": weight(0, 4, 3, 3, 3)}), False),
     (OpCase("gemm_transb", [node("Gemm", ["x", "w", "b"], transB=1)], [(2, 16)], None, {"w": weight(0, 8, 16), "b": weight(1, 8)}), True),
     (OpCase("gemm", [node("Gemm", ["x", "w", "b"])], [(2, 16)], None, {"w": weight(0, 16, 8), "b": weight(1, 8)}), True),
     (OpCase("gemm_no_bias", [node("Gemm", ["x", "w"], transB=1, alpha=0.5)], [(1, 16)], None, {"w": weight(0, 8, 16)}), True),
@@ -137,8 +141,8 @@ REFUSED = [
     (OpCase("pad_reflect", [node("Pad", ["x", "p"], mode="reflect")], [S], None, _const("p", 0, 0, 1, 1, 0, 0, 1, 1)),
      "quantized mirror_pad is not supported"),
     (OpCase("softmax", [node("Softmax", ["x"], axis=-1)], [(2, 10)]), "int8 softmax needs output scale 1/256"),
-    (OpCase("conv_transpose", [node("ConvTranspose", ["x", "w", "b"], strides=[2, 2])], [S], None,
-            {"w": weight(0, 4, 8, 3, 3), "b": weight(1, 8)}), "conv2d_transpose NCHW/IOHW groups=1 is not supported"),
+    (OpCase("conv_transpose_grouped", [node("ConvTranspose", ["x", "w"], group=2)], [S], None, {"w": weight(0, 4, 2, 3, 3)}),
+     "conv2d_transpose NCHW/IOHW groups=2 is not supported"),
 ]
 
 
