@@ -568,11 +568,23 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._binary(call.args, call, qb.minimum, "minimum", lambda a, b: (out.act_min, out.act_max))
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
+        if self.exact_float:
+            return self._softmax_exact(call, out)
         x, beta = self._softmax_input(call)
         if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
             raise UnsupportedOperatorError("int8 softmax needs output scale 1/256 and zero point -128")
         mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale, beta)
         return self._emit(qc.softmax, x.src, op="softmax", input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
+
+    def _softmax_exact(self, call: Call, out: "_OutQuant"):
+        """ONNX Softmax on any axis, as onnxruntime computes it in float (qnn_reduce.softmax_exact)."""
+        x = self._input(call.args[0])
+        if (out.act_min, out.act_max) != (-128, 127):
+            raise UnsupportedOperatorError("Softmax followed by a clamp is not supported")
+        exp_table = np.exp(-np.float32(x.scalar_scale) * np.arange(256, dtype=np.float32)).astype(np.float32)
+        axis = int(call.attrs.axis) % len(call.ty.shape)
+        return self._emit(qr.softmax_exact, x.src, relax.const(exp_table), axis=axis,
+                          inv_out_scale=float(np.float32(1.0) / np.float32(out.scale)), out_zp=out.zero_point, op="softmax_exact")
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])

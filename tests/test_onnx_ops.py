@@ -73,6 +73,8 @@ CASES = [
     (OpCase("global_avg_pool", [node("GlobalAveragePool", ["x"])], [S]), False),
     (OpCase("concat", [node("Concat", ["x", "y"], axis=1)], [S, S]), True),
     (OpCase("concat_last", [node("Concat", ["x", "y"], axis=-1)], [S, (1, 4, 6, 2)]), True),
+    (OpCase("softmax_last", [node("Softmax", ["x"], axis=-1)], [(2, 10)]), True),
+    (OpCase("softmax_channels", [node("Softmax", ["x"], axis=1)], [S]), False),
     (OpCase("reshape", [node("Reshape", ["x", "shape"])], [S], None, _const("shape", 1, -1)), False),
     (OpCase("flatten", [node("Flatten", ["x"], axis=2)], [S]), False),
     (OpCase("transpose", [node("Transpose", ["x"], perm=[0, 2, 3, 1])], [S]), False),
@@ -140,7 +142,6 @@ REFUSED = [
      "quantized pad is not supported"),
     (OpCase("pad_reflect", [node("Pad", ["x", "p"], mode="reflect")], [S], None, _const("p", 0, 0, 1, 1, 0, 0, 1, 1)),
      "quantized mirror_pad is not supported"),
-    (OpCase("softmax", [node("Softmax", ["x"], axis=-1)], [(2, 10)]), "int8 softmax needs output scale 1/256"),
     (OpCase("conv_transpose_grouped", [node("ConvTranspose", ["x", "w"], group=2)], [S], None, {"w": weight(0, 4, 2, 3, 3)}),
      "conv2d_transpose NCHW/IOHW groups=2 is not supported"),
 ]
