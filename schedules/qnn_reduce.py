@@ -81,10 +81,11 @@ def softmax_exact(data, exp_table, axis: int, inv_out_scale: float, out_zp: int)
 
     def out(*i):
         real = exp_of(i) / total[keep(i)] * tirx.const(inv_out_scale, "float32")
-        low = real.astype(INT32)  # real >= 0: truncation is floor
-        frac = real - low.astype("float32")
-        up = tirx.Or(frac > tirx.const(0.5, "float32"), tirx.And(frac == tirx.const(0.5, "float32"), low % 2 == 1))
-        q = low + tirx.Select(up, 1, 0) + out_zp
+        half = tirx.const(0.5, "float32")
+        nearest = (real + half).astype(INT32)  # real >= 0: truncation is floor
+        tie = real - real.astype(INT32).astype("float32") == half
+        even = ((real + half) * half).astype(INT32) * 2  # a tie k + 0.5 goes to the even of k, k + 1
+        q = tirx.Select(tie, even, nearest) + out_zp
         return tirx.max(tirx.min(q, 127), -128).astype("int8")
 
     return te.compute(data.shape, out, name="out")

@@ -7,6 +7,9 @@ tvm_tinyml and run on the host against the reference on random int8 inputs.
 
 from __future__ import annotations
 
+import subprocess
+import tempfile
+
 import numpy as np
 import onnx
 import pytest
@@ -14,6 +17,7 @@ from onnx import helper
 
 import tvm_tinyml
 from onnx_op_models import OpCase, node, quantize, weight
+from test_models import ARM_FLAGS, ARM_GCC
 from tvm_tinyml.errors import UnsupportedOperatorError
 from tvm_tinyml.onnx_qoperator import to_qdq
 from tvm_tinyml.verify import verify
@@ -114,8 +118,6 @@ def test_within_one_lsb_of_onnxruntime(tmp_path, case, fmt):
 
 def test_qoperator_rewrite_is_qdq():
     case = next(c for c, _ in CASES if c.name == "conv_relu_pool")
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         model = onnx.load(quantize(case, tmp, "qoperator"))
     ops = [n.op_type for n in to_qdq(model, "m.onnx").graph.node]
@@ -154,3 +156,18 @@ def test_refused_with_one_line(tmp_path, case, message):
         tvm_tinyml.build(path, target="host")
     text = str(err.value)
     assert "\n" not in text and text.startswith(path) and message in text, text
+
+
+@pytest.mark.parametrize("name", ["softmax_channels", "prelu_channel", "resize_linear_half_pixel"])
+def test_onnx_kernels_build_for_cortex_m(tmp_path, name):
+    """The ONNX-only kernels (exact softmax, per-channel table, NCHW resize) are -Wall -Werror C
+    for a Cortex-M7 and call nothing beyond memcpy/memset."""
+    case = next(c for c, _ in CASES if c.name == name)
+    artifact = tvm_tinyml.build(quantize(case, str(tmp_path), "qdq"), target="stm32f746")
+    out = artifact.export(tmp_path / "out")
+    obj = tmp_path / "model.o"
+    command = [ARM_GCC, *ARM_FLAGS["cortex-m7"], "-O2", "-Wall", "-Werror", "-c", str(out / f"{artifact.name}.c"), "-o", str(obj)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    symbols = subprocess.run(["arm-none-eabi-nm", str(obj)], capture_output=True, text=True, timeout=60).stdout
+    assert {line.split()[-1] for line in symbols.splitlines() if line.split()[0] == "U"} <= {"memcpy", "memset"}
