@@ -27,11 +27,13 @@ from tvm import relax
 from tvm.ir.expr import Call, Var
 
 from relax_passes.realize_activations import ActivationRealizer  # activations (act)
+from relax_passes.exact_lookup import ExactLookupRealizer
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
 from schedules import qnn_matrix as qm
+from schedules import qnn_movement as qmv
 from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
@@ -56,6 +58,9 @@ class _Dequant:
         return int(self.zero_point.reshape(-1)[0])
 
 
+# ONNX Resize modes (coordinate transformation, nearest rounding) whose source indices are TFLM's
+_ONNX_NEAREST_MODES = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"), ("align_corners", "round_prefer_ceil")}
+_ONNX_LINEAR_MODES = {"asymmetric", "half_pixel"}  # align_corners: TFLM's Q10 taps differ by more than 1 LSB
 # float ops whose `add` of a dequantized int32 constant is their bias
 _BIAS_CORES = ("relax.nn.conv2d", "relax.matmul", "relax.nn.conv2d_transpose")
 
@@ -68,21 +73,24 @@ def _op_name(value) -> str:
 class QuantizeRealize:
     """Rewrite the QDQ-wrapped float ops of `main` into int8 integer kernels (see module doc)."""
 
-    def __init__(self, float_io: bool = False, origins: dict | None = None) -> None:
+    def __init__(self, float_io: bool = False, origins: dict | None = None, exact_float: bool = False) -> None:
         """`origins` optionally maps bound expressions of `main` to a description of the source
-        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern."""
+        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern.
+        `exact_float` (ONNX) realizes elementwise float chains as exact tables (exact_lookup.py)."""
         self.float_io = float_io
         self.origins = origins or {}
+        self.exact_float = exact_float
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        realized = _Realizer(mod["main"], self.float_io, self.origins).run()
+        realized = _Realizer(mod["main"], self.float_io, self.origins, self.exact_float).run()
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer(ActivationRealizer, MovementRealizer):
-    def __init__(self, func: relax.Function, float_io: bool, origins: dict) -> None:
+class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
+    def __init__(self, func: relax.Function, float_io: bool, origins: dict, exact_float: bool = False) -> None:
         self.func = func
         self.float_io = float_io
+        self.exact_float = exact_float
         self.origins = origins
         self.bindings = [b for block in func.body.blocks for b in block.bindings]
         self.defs = {b.var: b.value for b in self.bindings}
@@ -308,6 +316,10 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             raise UnsupportedOperatorError(f"QUANTIZE to {var.ty.dtype} is not supported (int8, or uint8 from int8)")
         lo, hi, result_var = self._fused_clip(var)
         expr = value.args[0]
+        table = self._exact_lookup(expr, out_scale, out_zp, lo, hi) if self.exact_float else None
+        if table is not None:
+            self.env[var] = self.env[result_var] = table
+            return
         act = "none"
         core = self._def(expr)
         if _op_name(core) == "relax.nn.relu":
@@ -342,6 +354,10 @@ class _Realizer(ActivationRealizer, MovementRealizer):
                     bias = leaf.src.reshape(-1).astype(np.int32)
                     value, name = self._def(core), _op_name(self._def(core))
                     break
+        if isinstance(value, relax.TupleGetItem):
+            return self._split_part(value, out)
+        if name == "relax.call_tir":  # an importer's own TIR kernel (ONNX Pad reflect: mirror_pad)
+            raise UnsupportedOperatorError(f"quantized {value.args[0].name_hint} is not supported")
         handler = getattr(self, "_q_" + name.replace("relax.", "").replace(".", "_"), None)
         if handler is None:
             raise UnsupportedOperatorError(f"quantized {name.replace('relax.', '')} is not supported")
@@ -414,7 +430,7 @@ class _Realizer(ActivationRealizer, MovementRealizer):
     def _q_matmul(self, call: Call, out: "_OutQuant", bias):
         if bias is None and not self._is_dense_weight(call.args[1]):
             return self._batch_matmul(call, out)
-        x = self._input(call.args[0])
+        x = self._scaled_input(call.args[0])
         w = self._weights(call.args[1])
         weight = np.ascontiguousarray(w.src.T).astype(np.int8)  # [K, N] -> [N, K]
         n = weight.shape[0]
@@ -428,6 +444,15 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             op="dense", in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
         return result if rank == 2 else self.bb.emit(relax.op.reshape(result, call.ty.shape))
+
+    def _scaled_input(self, expr) -> _Dequant:
+        """A matmul's int8 input; ONNX Gemm's alpha (a positive scalar multiply) joins its scale."""
+        value = self._def(expr)
+        alpha = self._constant(value.args[1]) if _op_name(value) == "relax.multiply" else None
+        if alpha is None or alpha.size != 1 or float(alpha.reshape(-1)[0]) <= 0:
+            return self._input(expr)
+        x = self._input(value.args[0])
+        return _Dequant(x.src, x.scale * np.float32(alpha.reshape(-1)[0]), x.zero_point)
 
     # ---------------------------------------------------------------- binary elementwise (family: binary)
     def _binary(self, args, result: Call, compute, op: str, params_of):
@@ -495,9 +520,11 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         )
 
     def _q_nn_conv2d_transpose(self, call: Call, out: "_OutQuant", bias):
-        """TRANSPOSE_CONV (NHWC data, IOHW weights as the TFLite importer makes them)."""
+        """TRANSPOSE_CONV (NHWC data, IOHW weights as the TFLite importer makes them); ONNX
+        ConvTranspose (NCHW data) is the same kernel between two transposes."""
         attrs = call.attrs
-        if (attrs.data_layout, attrs.kernel_layout) != ("NHWC", "IOHW") or int(attrs.groups) != 1:
+        nchw = attrs.data_layout == "NCHW" and attrs.out_layout == "NCHW"
+        if (attrs.data_layout, attrs.kernel_layout) not in (("NHWC", "IOHW"), ("NCHW", "IOHW")) or int(attrs.groups) != 1:
             raise UnsupportedOperatorError(f"conv2d_transpose {attrs.data_layout}/{attrs.kernel_layout} groups={attrs.groups} is not supported")
         if any(int(d) != 1 for d in attrs.dilation) or any(int(p) for p in attrs.output_padding):
             raise UnsupportedOperatorError("conv2d_transpose with dilation or output padding is not supported")
@@ -506,12 +533,14 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         kernel = np.ascontiguousarray(w.src.transpose(1, 2, 3, 0)).astype(np.int8)  # IOHW -> OHWI
         out_channels = kernel.shape[0]
         mult, shift, bias = self._channel_requant(x, w, out, out_channels, bias)
-        shape = [int(d) for d in call.ty.shape]
-        return self._emit(
-            qm.transpose_conv2d, x.src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
+        shape = shape_of(call)
+        src = self._emit(qc.transpose, x.src, axes=[0, 2, 3, 1], op="transpose") if nchw else x.src
+        result = self._emit(
+            qm.transpose_conv2d, src, relax.const(kernel), relax.const(bias), relax.const(mult), relax.const(shift),
             op="transpose_conv2d", strides=[int(s) for s in attrs.strides], pads=[int(attrs.padding[0]), int(attrs.padding[1])],
-            out_hw=shape[1:3], in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
+            out_hw=shape[2:4] if nchw else shape[1:3], in_zp=x.scalar_zp, out_zp=out.zero_point, act_min=out.act_min, act_max=out.act_max,
         )
+        return self._emit(qc.transpose, result, axes=[0, 3, 1, 2], op="transpose") if nchw else result
 
 
     def _q_add(self, call: Call, out: "_OutQuant", bias):
@@ -539,11 +568,23 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return self._binary(call.args, call, qb.minimum, "minimum", lambda a, b: (out.act_min, out.act_max))
 
     def _q_nn_softmax(self, call: Call, out: "_OutQuant", bias):
+        if self.exact_float:
+            return self._softmax_exact(call, out)
         x, beta = self._softmax_input(call)
         if out.zero_point != -128 or abs(out.scale - 1.0 / 256) > 1e-9:
             raise UnsupportedOperatorError("int8 softmax needs output scale 1/256 and zero point -128")
         mult, left_shift, diff_min = qp.softmax_params(x.scalar_scale, beta)
         return self._emit(qc.softmax, x.src, op="softmax", input_multiplier=mult, input_left_shift=left_shift, diff_min=diff_min)
+
+    def _softmax_exact(self, call: Call, out: "_OutQuant"):
+        """ONNX Softmax on any axis, as onnxruntime computes it in float (qnn_reduce.softmax_exact)."""
+        x = self._input(call.args[0])
+        if (out.act_min, out.act_max) != (-128, 127):
+            raise UnsupportedOperatorError("Softmax followed by a clamp is not supported")
+        exp_table = np.exp(-np.float32(x.scalar_scale) * np.arange(256, dtype=np.float32)).astype(np.float32)
+        axis = int(call.attrs.axis) % len(call.ty.shape)
+        return self._emit(qr.softmax_exact, x.src, relax.const(exp_table), axis=axis,
+                          inv_out_scale=float(np.float32(1.0) / np.float32(out.scale)), out_zp=out.zero_point, op="softmax_exact")
 
     def _q_sigmoid(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
@@ -694,9 +735,36 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):
+        """RESHAPE; also ONNX's Squeeze and Unsqueeze (squeeze, expand_dims): views, no kernel.
+        A view of a float op (ONNX: MaxPool -> Flatten in one QDQ group) is the view of its
+        realized kernel: a view moves no value, so it commutes with the quantize."""
+        if self._dequant(call.args[0]) is None and _op_name(self._def(call.args[0])):
+            return self.bb.emit(relax.op.reshape(self._realize_float(call.args[0], out), call.ty.shape))
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESHAPE")
         return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
+
+    _q_squeeze = _q_reshape
+    _q_expand_dims = _q_reshape
+
+    def _q_strided_slice(self, call: Call, out: "_OutQuant", bias):
+        """ONNX Slice (any axes, steps): the int8 strided copy of movement_realize."""
+        x = self._input(call.args[0])
+        self._same_quant(x, out, "SLICE")
+        return self._realize_strided_slice(call, call, x.src)
+
+    def _split_part(self, item: relax.TupleGetItem, out: "_OutQuant"):
+        """One output of ONNX Split (`split(x)[i]`): a strided copy of its section."""
+        split = self._def(item.tuple_value)
+        if _op_name(split) != "relax.split":
+            raise UnsupportedOperatorError(f"quantized tuple item of {_op_name(split) or split} is not supported")
+        x = self._input(split.args[0])
+        self._same_quant(x, out, "SPLIT")
+        shape = shape_of(split.args[0])
+        axis = int(split.attrs.axis) % len(shape)
+        begin = [0] * len(shape)
+        begin[axis] = sum(int(f.shape[axis]) for f in split.ty.fields[: item.index])
+        return self._emit(qmv.strided, x.src, begin=begin, strides=[1] * len(shape), out_shape=shape_of(item), op="strided_slice")
 
     def _pool_args(self, call: Call):
         attrs = call.attrs
@@ -715,9 +783,15 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
 
     def _q_nn_avg_pool2d(self, call: Call, out: "_OutQuant", bias):
+        """AVERAGE_POOL_2D; for ONNX with a different output quantization (QLinearAveragePool),
+        the int8 window mean requantized (two roundings)."""
         x = self._input(call.args[0])
-        self._same_quant(x, out, "AVERAGE_POOL_2D")
-        return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
+        if same or not self.exact_float:
+            self._same_quant(x, out, "AVERAGE_POOL_2D")
+            return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+        pooled = self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
+        return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "AVERAGE_POOL_2D")
 
     def _q_dequantize(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call)
@@ -726,24 +800,49 @@ class _Realizer(ActivationRealizer, MovementRealizer):
 
     def _q_concat(self, call: Call, out: "_OutQuant", bias):
         parts = [self._input(field) for field in self._def(call.args[0]).fields]
-        for part in parts:
-            self._same_quant(part, out, "CONCATENATION")
+        full = _OutQuant(out.scale, out.zero_point, -128, 127)
+        sources = [self._requantized(part, full, "CONCATENATION") for part in parts]
         rank = len(call.ty.shape)
         axis = int(call.attrs.axis) % rank
-        return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
+        return self._emit(qc.concatenate, sources, axis=axis, op="concatenate")
+
+    def _requantized(self, x: _Dequant, out: "_OutQuant", op: str):
+        """`x` in the output's quantization: itself, or (ONNX: each element is quantize(dequantize(x)))
+        one requantize kernel; TFLite needs both the same, as TFLM copies raw bytes."""
+        if not self.exact_float or (x.scalar_scale == out.scale and x.scalar_zp == out.zero_point):
+            self._same_quant(x, out, op)
+            return x.src
+        mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
+        params = (x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max)
+        return self._emit(qc.requantize, x.src, params=params, op="requantize")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
-        if call.attrs.method == "linear":
-            return self._resize_bilinear(call, out)  # activations (act)
-        x = self._input(call.args[0])
-        self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
+        """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR on NHWC; ONNX Resize (NCHW) is the same
+        kernel between two transposes, for the coordinate modes whose indices match TFLM's."""
         attrs = call.attrs
-        if attrs.method != "nearest_neighbor" or attrs.layout != "NHWC":
+        if attrs.layout == "NHWC":
+            return self._resize_nhwc(call, self._input(call.args[0]), shape_of(call)[1:3], out)
+        if attrs.layout != "NCHW":
+            raise UnsupportedOperatorError(f"resize {attrs.method} ({attrs.layout}) is not supported")
+        mode = (str(attrs.coordinate_transformation_mode), str(attrs.rounding_method))
+        if mode not in _ONNX_NEAREST_MODES if attrs.method == "nearest_neighbor" else mode[0] not in _ONNX_LINEAR_MODES:
+            raise UnsupportedOperatorError(f"resize {attrs.method} with coordinate mode {mode[0]} ({mode[1]}) is not supported")
+        x = self._input(call.args[0])
+        self._same_quant(x, out, "RESIZE")
+        nhwc = self._emit(qc.transpose, x.src, axes=[0, 2, 3, 1], op="transpose")
+        result = self._resize_nhwc(call, _Dequant(nhwc, x.scale, x.zero_point), shape_of(call)[2:4], out)
+        return self._emit(qc.transpose, result, axes=[0, 3, 1, 2], op="transpose")
+
+    def _resize_nhwc(self, call: Call, x: _Dequant, out_hw: list[int], out: "_OutQuant"):
+        attrs = call.attrs
+        if attrs.method == "linear":
+            return self._resize_bilinear(x, attrs, out_hw, out)  # activations (act)
+        self._same_quant(x, out, "RESIZE_NEAREST_NEIGHBOR")
+        if attrs.method != "nearest_neighbor":
             raise UnsupportedOperatorError(f"resize {attrs.method} ({attrs.layout}) is not supported")
         mode = attrs.coordinate_transformation_mode
-        shape = call.ty.shape
         return self._emit(
-            qc.resize_nearest, x.src, out_hw=(int(shape[1]), int(shape[2])), op="resize_nearest",
+            qc.resize_nearest, x.src, out_hw=tuple(out_hw), op="resize_nearest",
             align_corners=mode == "align_corners", half_pixel_centers=mode in ("half_pixel", "tf_half_pixel_for_nn"),
         )
 

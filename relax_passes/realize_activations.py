@@ -98,18 +98,13 @@ class ActivationRealizer:
         shape = [int(d) for d in call.ty.shape]
         return self._emit(qa.prelu, x.src, src, out_shape=shape, params=_ints(params), op="prelu")
 
-    def _resize_bilinear(self, call: Call, out):
-        """RESIZE_BILINEAR interpolates raw int8 values whatever the quantization (as TFLM)."""
+    def _resize_bilinear(self, x, attrs, out_hw, out):
+        """RESIZE_BILINEAR of NHWC int8 `x` interpolates raw int8 values whatever the quantization (as TFLM)."""
         self._full_range(out, "RESIZE_BILINEAR")
-        x = self._input(call.args[0])
-        attrs = call.attrs
-        if attrs.layout != "NHWC":
-            raise UnsupportedOperatorError(f"bilinear resize with layout {attrs.layout} is not supported (NHWC only)")
         mode = str(attrs.coordinate_transformation_mode)
         if mode not in ("asymmetric", "align_corners", "half_pixel"):
             raise UnsupportedOperatorError(f"bilinear resize with coordinate mode {mode} is not supported")
-        shape = call.ty.shape
         return self._emit(
-            qa.resize_bilinear, x.src, out_hw=(int(shape[1]), int(shape[2])), op="resize_bilinear",
+            qa.resize_bilinear, x.src, out_hw=tuple(out_hw), op="resize_bilinear",
             align_corners=mode == "align_corners", half_pixel_centers=mode == "half_pixel",
         )

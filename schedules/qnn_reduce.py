@@ -61,3 +61,31 @@ def arg_min_max(data, axis: int, kind: str, out_dtype: str):
 
     acc = te.compute(shape, _key, name="acc")
     return te.compute(shape, lambda *i: (last - tirx.bitwise_and(acc[i], last)).astype(out_dtype), name="out")
+
+
+def softmax_exact(data, exp_table, axis: int, inv_out_scale: float, out_zp: int):
+    """ONNX int8 Softmax as onnxruntime's float semantics, over `axis`: e = exp(scale * (x - max))
+    from a 256-entry float32 table (indexed by max - x), out = round_half_even(e / sum(e) / out
+    scale) + zero point, clamped to int8. No libm call: the rounding is done on int32."""
+    reduce, shape = _reduce_axes(data, [axis])
+    r = list(reduce.values())
+    row_max = te.compute(shape, lambda *i: te.max(data[_source(data, reduce, i)], axis=r), name="row_max")
+
+    def keep(i):
+        return tuple(0 if a == axis else v for a, v in enumerate(i))
+
+    def exp_of(i):
+        return exp_table[row_max[keep(i)].astype(INT32) - data[i].astype(INT32)]
+
+    total = te.compute(shape, lambda *i: te.sum(exp_of(_source(data, reduce, i)), axis=r), name="row_sum")
+
+    def out(*i):
+        real = exp_of(i) / total[keep(i)] * tirx.const(inv_out_scale, "float32")
+        half = tirx.const(0.5, "float32")
+        nearest = (real + half).astype(INT32)  # real >= 0: truncation is floor
+        tie = real - real.astype(INT32).astype("float32") == half
+        even = ((real + half) * half).astype(INT32) * 2  # a tie k + 0.5 goes to the even of k, k + 1
+        q = tirx.Select(tie, even, nearest) + out_zp
+        return tirx.max(tirx.min(q, 127), -128).astype("int8")
+
+    return te.compute(data.shape, out, name="out")
