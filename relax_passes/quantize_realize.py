@@ -724,6 +724,17 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         value = x.scalar_zp + qp.round_half_away(float(call.attrs.pad_value) / x.scalar_scale)
         return self._pad_kernel(x.src, [int(w) for w in call.attrs.pad_width], value, shape_of(call))
 
+    def _q_take(self, call: Call, out: "_OutQuant", bias):
+        """ONNX Pad reflect / edge (onnx_pad: one constant-index take per axis) and Gather on
+        int8 data; a take of a take realizes the inner one first (takes copy values unchanged)."""
+        if self._constant(call.args[1]) is None:
+            raise UnsupportedOperatorError("quantized GATHER needs constant indices")
+        if self._dequant(call.args[0]) is None and _op_name(self._def(call.args[0])) == "relax.take":
+            return self._realize_take(None, call, self._realize_float(call.args[0], out))
+        x = self._input(call.args[0])
+        self._same_quant(x, out, "GATHER")
+        return self._realize_take(None, call, x.src)
+
     def _q_permute_dims(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call.args[0])
         self._same_quant(x, out, "TRANSPOSE")

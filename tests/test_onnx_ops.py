@@ -90,6 +90,11 @@ CASES = [
             {**_const("st", 1), **_const("en", 6), **_const("ax", 2), **_const("sp", 2)}), False),
     (OpCase("slice_negative", [node("Slice", ["x", "st", "en", "ax", "sp"])], [S], None,
             {**_const("st", -1, 0), **_const("en", -7, 3), **_const("ax", 3, 1), **_const("sp", -1, 1)}), False),
+    (OpCase("pad_constant", [node("Pad", ["x", "p"])], [S], None, _const("p", 0, 0, 1, 2, 0, 0, 1, 0)), False),
+    (OpCase("pad_channels_value", [node("Pad", ["x", "p", "v"])], [S], None,
+            {**_const("p", 0, 2, 0, 0, 0, 1, 0, 0), "v": np.float32(0.5)}), False),
+    (OpCase("pad_reflect", [node("Pad", ["x", "p"], mode="reflect")], [S], None, _const("p", 0, 0, 1, 1, 0, 0, 1, 2)), False),
+    (OpCase("pad_edge", [node("Pad", ["x", "p"], mode="edge")], [S], None, _const("p", 0, 0, 2, 0, 0, 0, 1, 3)), False),
     *[(_resize(mode, coords, rounding), False) for mode, coords, rounding in [
         ("nearest", "half_pixel", "round_prefer_floor"), ("nearest", "asymmetric", "floor"),
         ("nearest", "align_corners", "round_prefer_ceil"), ("linear", "half_pixel", None),
@@ -140,10 +145,6 @@ def test_unknown_qlinear_op_is_refused_naming_the_node():
 REFUSED = [
     (_resize("linear", "align_corners", None), "resize linear with coordinate mode align_corners"),
     (_resize("nearest", "half_pixel", "floor"), "resize nearest_neighbor with coordinate mode half_pixel (floor)"),
-    (OpCase("pad_constant", [node("Pad", ["x", "p"])], [S], None, _const("p", 0, 0, 1, 2, 0, 0, 1, 0)),
-     "quantized pad is not supported"),
-    (OpCase("pad_reflect", [node("Pad", ["x", "p"], mode="reflect")], [S], None, _const("p", 0, 0, 1, 1, 0, 0, 1, 1)),
-     "quantized mirror_pad is not supported"),
     (OpCase("conv_transpose_grouped", [node("ConvTranspose", ["x", "w"], group=2)], [S], None, {"w": weight(0, 4, 2, 3, 3)}),
      "conv2d_transpose NCHW/IOHW groups=2 is not supported"),
 ]

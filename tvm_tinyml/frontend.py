@@ -25,6 +25,7 @@ from tvm.relax.frontend.tflite import tflite_frontend
 from . import onnx_qoperator, sequence_import
 from .errors import TinyMLError, UnsupportedOperatorError
 from .quiet import native_stderr_captured
+from .onnx_pad import relax_pad_converters
 from .validate import validate_onnx, validate_tflite
 from .frontend_movement import MOVEMENT_OPS, MovementConverter
 
@@ -223,7 +224,8 @@ def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
     if not any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         hint = "onnxruntime.quantization (QDQ format, int8)"
         raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")
-    return _tvm_import(path, lambda: _tvm_from_onnx(model))
+    with relax_pad_converters():  # Pad as relax.nn.pad / take, not TVM's own TIR kernels
+        return _tvm_import(path, lambda: _tvm_from_onnx(model))
 
 
 # ---------------------------------------------------------------- file reading and checks
