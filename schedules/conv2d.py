@@ -17,7 +17,8 @@ and dense: consecutive pixels; other windows: in one output row, clipped windows
 expanded once to int16 (x - zero point) into a stack scratch, so all of the block's reads happen
 before its writes, then every output channel is computed, two at a time; `tile_n` does not apply.
 simd=3 (the default) keeps the weights int8 (`weight_transform_gemm8`) and widens them in
-registers (`tinyml_conv_s8_gemm8_<M>_u<U>`), with the shifts as int8 (`shift_table8`); simd=2
+registers (`tinyml_conv_s8_gemm8{c,r}_<M>_u<U>`), up to 6 pixels a block, with the shifts as int8
+(`shift_table8`); simd=2
 (`--weights int16`) reads int16 weights (`weight_transform_gemm`) and requantizes with a
 per-channel table built from the shift (`requant_table`).
 """
@@ -61,14 +62,15 @@ def _oi(weight: np.ndarray, hwio: bool) -> np.ndarray:
 
 
 def weight_transform_gemm8(weight: np.ndarray, hwio: bool, rows: bool) -> np.ndarray:
-    """Conv HWIO (or dense [N, K]) weights -> int8 [n][kp] (OHWI order, zero padded): for the
-    column kernels as is, for the row kernels (`rows`) with channel pairs interleaved four values
-    at a time, an odd last channel alone."""
+    """Conv HWIO (or dense [N, K]) weights -> int8 [n][kp] (OHWI order, zero padded, each group
+    of four stored [w0 w2 w1 w3]): for the column kernels as is, for the row kernels (`rows`)
+    with channel pairs interleaved four values at a time, an odd last channel alone."""
     w = _oi(weight, hwio)
     n, k = w.shape
     kp = _kp(k)
     padded = np.zeros((n, kp), np.int8)
     padded[:, :k] = w
+    padded = np.ascontiguousarray(padded.reshape(n, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(n, kp))
     if not rows:
         return padded.reshape(-1)
     pairs = padded[: n // 2 * 2].reshape(n // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3)
@@ -338,7 +340,7 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
         T.evaluate(T.call_extern(
             "void", "tinyml_im2col_s16",
             T.address_of(x[((b * h + oy * sh - top + ky0) * w + ox * sw - left + kx0) * ci]), x_row, ky1 - ky0,
-            (kx1 - kx0) * ci, scratch.data, slot, ky0 * w_row + kx0 * ci, w_row, wsz, kp, in_off, int(int8_weights)))
+            (kx1 - kx0) * ci, scratch.data, slot, ky0 * w_row + kx0 * ci, w_row, wsz, kp, in_off))
 
     @T.macro
     def block(o, scratch, weight, bias, mult, rq, m, pixel):

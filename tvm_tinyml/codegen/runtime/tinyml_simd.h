@@ -233,9 +233,9 @@ static inline uint32_t tinyml_offset2(int32_t in_offset) {
   } while (0)
 #endif
 
-/* Tiles with int8 weights over int16 pixel values stored [v0 v2][v1 v3] per group of four (so
- * that they pair with SXTB16 / SXTB16 ROR 8 of 4 int8 weights), x word aligned; each step
- * covers 4 values, then x += 4. U (1 or 2) steps per iteration, `n` >= 1 iterations.
+/* Tiles with int8 weights stored [w0 w2 w1 w3] per group of four (SXTB16 widens (w0, w1),
+ * SXTB16 ROR 8 (w2, w3)) over int16 pixel values, x word aligned; each step covers 4 values,
+ * then x += 4. U (1, 2 or 4) steps per iteration, `n` >= 1 iterations.
  *   TINYML_MAC8_COL: M (1 to 6) pixels (pixel p at x + p * X1_BYTES) x 1 channel (w += 4 a
  *     step): a<p> += the dot products; per step 1 LDR, 2 SXTB16, M LDRD and 2 M SMLAD.
  *   TINYML_MAC8_ROW: 1 pixel x 2 channels (4 bytes each, interleaved: w += 8 a step):
@@ -243,8 +243,8 @@ static inline uint32_t tinyml_offset2(int32_t in_offset) {
  * X1_BYTES a constant multiple of 4 with (M - 1) * X1_BYTES below 1024. On Cortex-M each loop
  * is one asm block (13 registers at most). */
 
-/* acc += the 4-value dot product of paired int16 values at x and 4 int8 weights at w. */
-static inline int32_t tinyml_dot4_paired(const int16_t *x, const int8_t *w, int32_t acc) {
+/* acc += the 4-value dot product of int16 values at x and 4 int8 weights at w ([w0 w2 w1 w3]). */
+static inline int32_t tinyml_dot4_s8w(const int16_t *x, const int8_t *w, int32_t acc) {
   const uint32_t wv = tinyml_load4(w);
   return tinyml_smlad(tinyml_load4(x + 2), tinyml_sxtb16_ror8(wv), tinyml_smlad(tinyml_load4(x), tinyml_sxtb16(wv), acc));
 }
@@ -279,8 +279,13 @@ static inline int32_t tinyml_dot4_paired(const int16_t *x, const int8_t *w, int3
     int32_t n_ = (N);                                                                                       \
     if ((N) == 1 && (U) == 1) /* one pass: no loop */                                                      \
       __asm__(STEP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));                          \
-    else if ((N) == 1)                                                                                      \
+    else if ((N) == 1 && (U) == 2)                                                                          \
       __asm__(STEP STEP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));                     \
+    else if ((N) == 1)                                                                                      \
+      __asm__(STEP STEP STEP STEP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));           \
+    else if ((U) > 2)                                                                                       \
+      __asm__("1:\n\t" STEP STEP STEP STEP TINYML_MAC_LOOP                                                    \
+              TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));                               \
     else if ((U) > 1)                                                                                       \
       __asm__("1:\n\t" STEP STEP TINYML_MAC_LOOP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5)); \
     else                                                                                                    \
@@ -310,19 +315,19 @@ static inline int32_t tinyml_dot4_paired(const int16_t *x, const int8_t *w, int3
 #define TINYML_MAC8_COL(M, X, W, X1_BYTES, N, U, A0, A1, A2, A3, A4, A5)     \
   do {                                                                    \
     for (int32_t s_ = 0; s_ < (N) * (U); ++s_, (X) += 4, (W) += 4) {      \
-      A0 = tinyml_dot4_paired(X, W, A0);                                  \
-      if ((M) > 1) A1 = tinyml_dot4_paired((X) + (X1_BYTES) / 2, W, A1);  \
-      if ((M) > 2) A2 = tinyml_dot4_paired((X) + (X1_BYTES), W, A2);      \
-      if ((M) > 3) A3 = tinyml_dot4_paired((X) + 3 * (X1_BYTES) / 2, W, A3); \
-      if ((M) > 4) A4 = tinyml_dot4_paired((X) + 2 * (X1_BYTES), W, A4);  \
-      if ((M) > 5) A5 = tinyml_dot4_paired((X) + 5 * (X1_BYTES) / 2, W, A5); \
+      A0 = tinyml_dot4_s8w(X, W, A0);                                  \
+      if ((M) > 1) A1 = tinyml_dot4_s8w((X) + (X1_BYTES) / 2, W, A1);  \
+      if ((M) > 2) A2 = tinyml_dot4_s8w((X) + (X1_BYTES), W, A2);      \
+      if ((M) > 3) A3 = tinyml_dot4_s8w((X) + 3 * (X1_BYTES) / 2, W, A3); \
+      if ((M) > 4) A4 = tinyml_dot4_s8w((X) + 2 * (X1_BYTES), W, A4);  \
+      if ((M) > 5) A5 = tinyml_dot4_s8w((X) + 5 * (X1_BYTES) / 2, W, A5); \
     }                                                                     \
   } while (0)
 #define TINYML_MAC8_ROW(X, W, N, U, A0, A1)                               \
   do {                                                                    \
     for (int32_t s_ = 0; s_ < (N) * (U); ++s_, (X) += 4, (W) += 8) {      \
-      A0 = tinyml_dot4_paired(X, W, A0);                                  \
-      A1 = tinyml_dot4_paired(X, (W) + 4, A1);                            \
+      A0 = tinyml_dot4_s8w(X, W, A0);                                  \
+      A1 = tinyml_dot4_s8w(X, (W) + 4, A1);                            \
     }                                                                     \
   } while (0)
 #endif

@@ -161,39 +161,32 @@ TINYML_ALWAYS_INLINE int8_t tinyml_requant_table_i8(int32_t acc, int32_t mult, c
   return tinyml_requant_merged_i8(acc, mult, tinyml_load8a(rq), rq[2], out_zp, act_min, act_max);
 }
 
-/* n int8 at x -> int16 x + in_offset at dst, value i at index pos + i (any alignment); when
- * `paired`, every aligned group of four indices holds its values as [v0 v2][v1 v3] (the order
- * SXTB16 / SXTB16 ROR 8 widen 4 int8 weights in), otherwise in order. */
-TINYML_ALWAYS_INLINE void tinyml_expand_s16(const int8_t *x, int32_t n, int16_t *dst, int32_t pos, int32_t in_offset,
-                                            const int paired) {
+/* n int8 at x -> n int16 x + in_offset at dst (any alignment). */
+TINYML_ALWAYS_INLINE void tinyml_expand_s16(const int8_t *x, int32_t n, int16_t *dst, int32_t in_offset) {
   const uint32_t off2 = tinyml_offset2(in_offset);
   int32_t k = 0;
-  if (!paired || pos % 4 == 0) {
-    for (; k + 4 <= n; k += 4) {
-      const uint32_t v = tinyml_load4(x + k);
-      const uint32_t a = tinyml_sxtab16(off2, v), b = tinyml_sxtab16_ror8(off2, v);
-      tinyml_store4(dst + pos + k, paired ? a : tinyml_pack_lo(a, b));
-      tinyml_store4(dst + pos + k + 2, paired ? b : tinyml_pack_hi(a, b));
-    }
+  for (; k + 4 <= n; k += 4) {
+    const uint32_t v = tinyml_load4(x + k);
+    const uint32_t a = tinyml_sxtab16(off2, v), b = tinyml_sxtab16_ror8(off2, v);
+    tinyml_store4(dst + k, tinyml_pack_lo(a, b));
+    tinyml_store4(dst + k + 2, tinyml_pack_hi(a, b));
   }
   for (; k < n; ++k) {
-    const int32_t i = pos + k;
     const int16_t e = (int16_t)(x[k] + in_offset);
-    memcpy(dst + (paired ? (i & ~3) | ((i & 1) << 1) | ((i & 2) >> 1) : i), &e, 2);
+    memcpy(dst + k, &e, 2);
   }
 }
 
 /* The window of one output pixel into slot `slot` (kp int16) of scratch: `rows` segments of
- * `seg` int8 at x + r * x_row go to values dst + r * w_row (in `paired` order, see
- * tinyml_expand_s16); a clipped window (rows * seg < k, at a padded border) is zeroed first,
- * and values k..kp-1 are always zero. */
+ * `seg` int8 at x + r * x_row go to values dst + r * w_row; a clipped window (rows * seg < k,
+ * at a padded border) is zeroed first, and values k..kp-1 (at most 3) are always zero. */
 TINYML_ALWAYS_INLINE void tinyml_im2col_s16(const int8_t *x, int32_t x_row, int32_t rows, int32_t seg, int32_t *scratch,
                                             int32_t slot, int32_t dst, int32_t w_row, int32_t k, int32_t kp,
-                                            int32_t in_offset, const int paired) {
+                                            int32_t in_offset) {
   int16_t *d = (int16_t *)scratch + slot * kp;
   if (rows * seg < k) memset(d, 0, (size_t)k * 2);
-  if (kp > k) memset(d + (k & ~3), 0, (size_t)(kp - (k & ~3)) * 2);
-  for (int32_t r = 0; r < rows; ++r) tinyml_expand_s16(x + r * x_row, seg, d, dst + r * w_row, in_offset, paired);
+  for (int32_t i = k; i < kp; ++i) d[i] = 0;
+  for (int32_t r = 0; r < rows; ++r) tinyml_expand_s16(x + r * x_row, seg, d + dst + r * w_row, in_offset);
 }
 
 /* acc += the 4-value dot product of x and w (both int16, word aligned). */
@@ -271,7 +264,7 @@ TINYML_ALWAYS_INLINE void tinyml_gemm_s16(const int32_t *xs, int32_t kp, const i
                                                     const int32_t *bias, const int32_t *mult, const int32_t *rq,    \
                                                     int8_t *out, int32_t out_zp, int32_t act_min,                   \
                                                     int32_t act_max) {                                              \
-    for (int m = 0; m < M; ++m) tinyml_im2col_s16(x + m * k, 0, 1, k, scratch, m, 0, k, k, kp, in_offset, 0);          \
+    for (int m = 0; m < M; ++m) tinyml_im2col_s16(x + m * k, 0, 1, k, scratch, m, 0, k, k, kp, in_offset);          \
     tinyml_gemm_s16(scratch, kp, w, n, bias, mult, rq, out, out_zp, act_min, act_max, M, U);                         \
   }
 TINYML_GEMM(1, 1)
@@ -280,16 +273,15 @@ TINYML_GEMM(2, 1)
 TINYML_GEMM(2, 2)
 
 /* ---- int8-weight GEMM micro-kernels ----------------------------------------- *
- * A block of M (1 to 6) output pixels expanded once to int16 as for the int16 GEMM, but each
- * aligned group of four values stored [v0 v2][v1 v3] (tinyml_expand_s16 `paired`), so a weight
- * word widened by SXTB16 pairs with [v0 v2] and by SXTB16 ROR 8 with [v1 v3]: no repacking.
- * Weights stay int8 in OHWI order, zero padded to kp (a multiple of 4) per channel:
+ * A block of M (1 to 6) output pixels expanded once to int16 exactly as for the int16 GEMM.
+ * Weights stay int8 in OHWI order, zero padded to kp (a multiple of 4) per channel, each group
+ * of four stored [w0 w2 w1 w3], so SXTB16 widens (w0, w1) and SXTB16 ROR 8 (w2, w3), the pairs
+ * of the two words of expanded values they multiply: no repacking in the inner loop.
  *   column kernels (gemm8c, pw8c): [n][kp], one channel at a time for all M pixels, so each
- *     widened weight word feeds 2 M SMLADs (M >= 2; M = 1 for a short tail);
+ *     widened weight word feeds M SMLADs (M >= 2; M = 1 for a short tail);
  *   row kernels (gemm8r, pw8r; M = 1, dense): channel pairs interleaved four bytes at a time
  *     ([c0 k0..3][c1 k0..3][c0 k4..7]...; an odd last channel alone).
- * Requantization reads the int32 multiplier and the shift as int8 (four to a word); see
- * tinyml_requant8_store. */
+ * Requantization reads the int32 multiplier and the shift as int8 (four to a word). */
 
 /* One channel's accumulators a0..a<M-1> (bias b, multiplier m, shift s) requantized into
  * out[p * stride]. Fast when 1 <= r = -s <= 22 and |b| < 2^29 (so |a| < 2^30 for any kp the
@@ -328,6 +320,10 @@ TINYML_ALWAYS_INLINE int8_t tinyml_requant8_general(int32_t a, int32_t m, int32_
   return tinyml_requant_fast_i8(a, m, s, out_zp, act_min, act_max);
 }
 
+/* Steps of 4 values per loop iteration for unroll U over kp values: 4 when unrolled and kp
+ * allows (the loop overhead is 2 instructions an iteration). */
+#define TINYML_GEMM8_STEPS(U, KP) ((U) > 1 ? ((KP) >= 16 ? 4 : 2) : 1)
+
 /* M expanded pixels (scratch xs, pixel p at xs + p * kp) x all n output channels, weights in
  * the column layout; pixel p's outputs at out + p * n. */
 TINYML_ALWAYS_INLINE void tinyml_gemm8c(const int32_t *xs, int32_t kp, const int8_t *w, int32_t n, const int32_t *bias,
@@ -335,12 +331,13 @@ TINYML_ALWAYS_INLINE void tinyml_gemm8c(const int32_t *xs, int32_t kp, const int
                                         int32_t act_min, int32_t act_max, const int M, const int U) {
   const int8_t *shift = (const int8_t *)shift8;
   const int8_t *wp = w;
+  const int S = TINYML_GEMM8_STEPS(U, kp);
   for (int32_t c = 0; c < n; ++c) {
     const int32_t b = bias[c];
     int32_t a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b;
     const int16_t *xp = (const int16_t *)xs;
-    if (kp >= 4 * U) TINYML_MAC8_COL(M, xp, wp, 2 * kp, kp / (4 * U), U, a0, a1, a2, a3, a4, a5);
-    if (kp % (4 * U)) TINYML_MAC8_COL(M, xp, wp, 2 * kp, 1, 1, a0, a1, a2, a3, a4, a5);
+    if (kp >= 4 * S) TINYML_MAC8_COL(M, xp, wp, 2 * kp, kp / (4 * S), S, a0, a1, a2, a3, a4, a5);
+    if (kp % (4 * S)) TINYML_MAC8_COL(M, xp, wp, 2 * kp, kp % (4 * S) / 4, 1, a0, a1, a2, a3, a4, a5);
     TINYML_REQUANT8_STORE(M, a0, a1, a2, a3, a4, a5, b, mult[c], shift[c], out + c, n);
   }
 }
@@ -351,18 +348,19 @@ TINYML_ALWAYS_INLINE void tinyml_gemm8r(const int32_t *xs, int32_t kp, const int
                                         int32_t act_min, int32_t act_max, const int U) {
   const int8_t *shift = (const int8_t *)shift8;
   const int8_t *wp = w;
+  const int S = TINYML_GEMM8_STEPS(U, kp);
   int32_t c = 0;
   for (; c + 2 <= n; c += 2) {
     int32_t a0 = bias[c], a1 = bias[c + 1];
     const int16_t *xp = (const int16_t *)xs;
-    if (kp >= 4 * U) TINYML_MAC8_ROW(xp, wp, kp / (4 * U), U, a0, a1);
-    if (kp % (4 * U)) TINYML_MAC8_ROW(xp, wp, 1, 1, a0, a1);
+    if (kp >= 4 * S) TINYML_MAC8_ROW(xp, wp, kp / (4 * S), S, a0, a1);
+    if (kp % (4 * S)) TINYML_MAC8_ROW(xp, wp, kp % (4 * S) / 4, 1, a0, a1);
     TINYML_REQUANT8_STORE(1, a0, 0, 0, 0, 0, 0, bias[c], mult[c], shift[c], out + c, 1);
     TINYML_REQUANT8_STORE(1, a1, 0, 0, 0, 0, 0, bias[c + 1], mult[c + 1], shift[c + 1], out + c + 1, 1);
   }
   if (c < n) {
     int32_t a0 = bias[c];
-    for (int32_t k = 0; k < kp; k += 4) a0 = tinyml_dot4_paired((const int16_t *)xs + k, wp + k, a0);
+    for (int32_t k = 0; k < kp; k += 4) a0 = tinyml_dot4_s8w((const int16_t *)xs + k, wp + k, a0);
     TINYML_REQUANT8_STORE(1, a0, 0, 0, 0, 0, 0, bias[c], mult[c], shift[c], out + c, 1);
   }
 }
@@ -392,7 +390,7 @@ TINYML_ALWAYS_INLINE void tinyml_gemm8(const int32_t *xs, int32_t kp, const int8
                                                            int32_t n, const int32_t *bias, const int32_t *mult,       \
                                                            const int32_t *shift8, int8_t *out, int32_t out_zp,        \
                                                            int32_t act_min, int32_t act_max) {                        \
-    for (int m = 0; m < M; ++m) tinyml_im2col_s16(x + m * k, 0, 1, k, scratch, m, 0, k, k, kp, in_offset, 1);          \
+    for (int m = 0; m < M; ++m) tinyml_im2col_s16(x + m * k, 0, 1, k, scratch, m, 0, k, k, kp, in_offset);          \
     tinyml_gemm8(scratch, kp, w, n, bias, mult, shift8, out, out_zp, act_min, act_max, M, U, ROW);                     \
   }
 #define TINYML_GEMM8C(M) TINYML_GEMM8(c, M, 1, 0) TINYML_GEMM8(c, M, 2, 0)
