@@ -12,12 +12,15 @@ scalar MACs (S=0), then requantizes exactly as TFLite Micro.
 Weights are laid out OHWI ([N, K] for dense) so that a channel's window row is contiguous:
 `weight_transform` turns the graph's HWIO constant into it.
 
-simd=2 is the int16 GEMM path (`_conv2d_gemm`, the default): a block of `tile_m` pixels (1x1
-convolutions and dense: consecutive pixels; other windows: in one output row, clipped windows
-zero-filled) is expanded once to int16 (x - zero point) into a stack scratch, so all of the
-block's reads happen before its writes, then `tinyml_conv_s8_gemm_<M>_u<U>` computes every output
-channel, two at a time, from int16 weights (`weight_transform_gemm`) and requantizes with a
-per-channel table built from the shift (`requant_table`); `tile_n` does not apply there.
+simd=2 and 3 are the GEMM paths (`_conv2d_gemm`): a block of `tile_m` pixels (1x1 convolutions
+and dense: consecutive pixels; other windows: in one output row, clipped windows zero-filled) is
+expanded once to int16 (x - zero point) into a stack scratch, so all of the block's reads happen
+before its writes, then every output channel is computed, two at a time; `tile_n` does not apply.
+simd=3 (the default) keeps the weights int8 (`weight_transform_gemm8`) and widens them in
+registers (`tinyml_conv_s8_gemm8{c,r}_<M>_u<U>`), up to 6 pixels a block, with the shifts as int8
+(`shift_table8`); simd=2
+(`--weights int16`) reads int16 weights (`weight_transform_gemm`) and requantizes with a
+per-channel table built from the shift (`requant_table`).
 """
 
 from __future__ import annotations
@@ -38,18 +41,57 @@ def _kp(k: int) -> int:
     return (k + 3) // 4 * 4
 
 
+GEMM_SIMD = (2, 3)  # the GEMM paths: int16 weights, int8 weights
+
+
+GEMM8_PIXELS = 6  # the int8-weight column kernels' widest block (13 registers)
+
+
 def gemm_pixels(k: int, config: dict) -> int:
-    """Pixels per block on the int16 GEMM path (simd=2) for a window of k values (fewer when the
-    scratch would not fit), 0 when `config` does not take that path."""
-    fits = [m for m in (1, 2) if m <= config.get("tile_m", 1) and m * _kp(k) * 2 <= SCRATCH_BYTES]
-    return max(fits) if config.get("simd") == 2 and fits else 0
+    """Pixels per block on a GEMM path for a window of k values, 0 when `config` does not take
+    one: simd=2 blocks `tile_m` pixels, simd=3 with tile_m 2 as many as the scratch holds (up to
+    GEMM8_PIXELS); fewer when the scratch would not fit."""
+    most = GEMM8_PIXELS if config.get("simd") == 3 and config.get("tile_m", 1) > 1 else config.get("tile_m", 1)
+    fits = [m for m in range(1, most + 1) if m * _kp(k) * 2 <= SCRATCH_BYTES]
+    return max(fits) if config.get("simd") in GEMM_SIMD and fits else 0
+
+
+def _oi(weight: np.ndarray, hwio: bool) -> np.ndarray:
+    """Conv HWIO or dense [N, K] weights as [N, K] (OHWI order)."""
+    return weight.reshape(-1, weight.shape[-1]).T if hwio else weight.reshape(weight.shape[0], -1)
+
+
+def weight_transform_gemm8(weight: np.ndarray, hwio: bool, rows: bool) -> np.ndarray:
+    """Conv HWIO (or dense [N, K]) weights -> int8 [n][kp] (OHWI order, zero padded, each group
+    of four stored [w0 w2 w1 w3]): for the column kernels as is, for the row kernels (`rows`)
+    with channel pairs interleaved four values at a time, an odd last channel alone."""
+    w = _oi(weight, hwio)
+    n, k = w.shape
+    kp = _kp(k)
+    padded = np.zeros((n, kp), np.int8)
+    padded[:, :k] = w
+    padded = np.ascontiguousarray(padded.reshape(n, kp // 4, 4)[:, :, [0, 2, 1, 3]].reshape(n, kp))
+    if not rows:
+        return padded.reshape(-1)
+    pairs = padded[: n // 2 * 2].reshape(n // 2, 2, kp // 4, 4).transpose(0, 2, 1, 3)
+    return np.concatenate([pairs.reshape(-1), padded[n // 2 * 2:].reshape(-1)])
+
+
+def shift_table8(shift: np.ndarray) -> np.ndarray:
+    """Per-channel shift (int32, within [-31, 30] as TFLite's) -> int8, four to an int32 word."""
+    s = shift.astype(np.int64).reshape(-1)
+    if s.size and (s.min() < -128 or s.max() > 127):
+        raise ValueError("conv2d template: a requantization shift outside int8")
+    packed = np.zeros(_kp(s.size), np.int8)
+    packed[: s.size] = s
+    return packed.view("<i4").astype(np.int32)
 
 
 def weight_transform_gemm(weight: np.ndarray, hwio: bool) -> np.ndarray:
     """Conv HWIO (or dense [N, K]) weights -> int16 [n][kp] (OHWI order, zero padded) with
     channel pairs interleaved four values at a time, an odd last channel alone, as its
     little-endian bytes (an int8 parameter, so the kernel's signature keeps the graph's type)."""
-    w = weight.reshape(-1, weight.shape[-1]).T if hwio else weight.reshape(weight.shape[0], -1)
+    w = _oi(weight, hwio)
     n, k = w.shape
     kp = _kp(k)
     padded = np.zeros((n, kp), np.int16)
@@ -74,6 +116,9 @@ def requant_table(shift: np.ndarray) -> np.ndarray:
 def transforms(weight_shape, config: dict, hwio: bool) -> dict:
     """Layout transforms of the constant parameters (1: weights, 4: shift) for `config`."""
     k = int(np.prod(weight_shape[:-1])) if hwio else int(weight_shape[1])
+    if gemm_pixels(k, config) and config["simd"] == 3:
+        rows = gemm_pixels(k, config) == 1
+        return {1: lambda w: weight_transform_gemm8(w, hwio, rows), 4: shift_table8}
     if gemm_pixels(k, config):
         return {1: lambda w: weight_transform_gemm(w, hwio), 4: requant_table}
     return {1: weight_transform_hwio_to_ohwi} if hwio else {}
@@ -88,7 +133,7 @@ def conv2d_nhwc(
     tile_m: int = 2, tile_n: int = 2, simd: int = 1, unroll: int = 1, param_shapes=None, **_unused,
 ) -> tirx.PrimFunc:
     """(data NHWC, weight, bias, mult, shift) -> out NHWC, for dilation 1; weight OHWI int8, or on
-    the GEMM path (`gemm_pixels`) int16 pairs and shift the requantization table (`transforms`)."""
+    a GEMM path (`gemm_pixels`) weight and shift as `transforms` lays them out."""
     n, h, w, ci = (int(d) for d in data_shape)
     kh, kw, _, co = (int(d) for d in weight_hwio_shape)
     _, oh, ow, _ = (int(d) for d in out_shape)
@@ -102,7 +147,7 @@ def conv2d_nhwc(
     if gemm_m:
         return _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, strides=strides, pads=pads, in_off=in_off,
                             out_zp=out_zp, act_min=act_min, act_max=act_max, tile_m=gemm_m, unroll=unroll,
-                            flat=flat, param_shapes=param_shapes)
+                            flat=flat, param_shapes=param_shapes, int8_weights=simd == 3)
     if tile_m > 1 and (co > 512 or (oh * ow if flat else ow) < tile_m):
         tile_m = 1  # the staged second pixel must stay a small stack buffer; no pair to block
     stage_bytes = co if tile_m > 1 else 1
@@ -234,9 +279,10 @@ def conv2d_nhwc(
 
 
 def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_off, out_zp, act_min, act_max,
-                 tile_m, unroll, flat, param_shapes) -> tirx.PrimFunc:
-    """The int16 GEMM path: per block of `tile_m` pixels (in one output row unless `flat`), the
-    windows are expanded into a stack scratch (all the block's reads), then all channels computed."""
+                 tile_m, unroll, flat, param_shapes, int8_weights) -> tirx.PrimFunc:
+    """A GEMM path (int8 or int16 weights): per block of `tile_m` pixels (in one output row unless
+    `flat`), the windows are expanded into a stack scratch (all the block's reads), then all
+    channels computed."""
     n, h, w, ci = (int(d) for d in data_shape)
     kh, kw, _, co = (int(d) for d in weight_hwio_shape)
     _, oh, ow, _ = (int(d) for d in out_shape)
@@ -246,9 +292,11 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
     kp = _kp(wsz)
     x_row, w_row = w * ci, kw * ci
     dshape, oshape = (param_shapes[0], param_shapes[2]) if param_shapes else ((n, h, w, ci), (n, oh, ow, co))
-    rq_words = 4 * co
-    gemm = {m: f"tinyml_conv_s8_gemm_{m}_u{unroll}" for m in (1, 2)}
-    pw = {m: f"tinyml_conv_s8_pw_{m}_u{unroll}" for m in (1, 2)}
+    rq_words = _kp(co) // 4 if int8_weights else 4 * co
+    w_bytes = co * kp if int8_weights else 2 * co * kp
+    kind = ("8r" if tile_m == 1 else "8c") if int8_weights else ""
+    gemm = {m: f"tinyml_conv_s8_gemm{kind}_{m}_u{unroll}" for m in range(1, tile_m + 1)}
+    pw = {m: f"tinyml_conv_s8_pw{kind}_{m}_u{unroll}" for m in range(1, tile_m + 1)}
 
     if flat:
         pixels = oh * ow
@@ -264,7 +312,7 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
         @T.prim_func
         def conv2d_gemm_flat(
             data: T.Buffer(dshape, "int8"),
-            weight: T.Buffer((2 * co * kp,), "int8"),
+            weight: T.Buffer((w_bytes,), "int8"),
             bias: T.Buffer((co,), "int32"),
             mult: T.Buffer((co,), "int32"),
             rq: T.Buffer((rq_words,), "int32"),
@@ -273,15 +321,16 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
             x = T.decl_buffer((n * h * w * ci,), "int8", data=data.data)
             o = T.decl_buffer((n * oh * ow * co,), "int8", data=out.data)
             scratch = T.alloc_buffer((tile_m * kp // 2,), "int32")
-            for b, blk in T.grid(n, blocks):
-                pw_block(x, o, scratch, weight, bias, mult, rq, tile_m, b * pixels + blk * tile_m)
-            for b, p in T.grid(n, tail):
-                pw_block(x, o, scratch, weight, bias, mult, rq, 1, b * pixels + blocks * tile_m + p)
+            for b in range(n):
+                for blk in range(blocks):
+                    pw_block(x, o, scratch, weight, bias, mult, rq, tile_m, b * pixels + blk * tile_m)
+                if tail > 0:
+                    pw_block(x, o, scratch, weight, bias, mult, rq, tail, b * pixels + blocks * tile_m)
 
         return conv2d_gemm_flat
 
-    pairs = ow // tile_m
-    single_from = pairs * tile_m
+    row_m = min(tile_m, ow)  # pixels per block in an output row, then one block of the rest
+    blocks, tail = ow // row_m, ow % row_m
 
     @T.macro
     def im2col(x, scratch, slot, b, oy, ox, ky0, ky1):
@@ -302,7 +351,7 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
     @T.prim_func
     def conv2d_gemm_window(
         data: T.Buffer((n, h, w, ci), "int8"),
-        weight: T.Buffer((2 * co * kp,), "int8"),
+        weight: T.Buffer((w_bytes,), "int8"),
         bias: T.Buffer((co,), "int32"),
         mult: T.Buffer((co,), "int32"),
         rq: T.Buffer((rq_words,), "int32"),
@@ -314,13 +363,14 @@ def _conv2d_gemm(data_shape, weight_hwio_shape, out_shape, *, strides, pads, in_
         for b, oy in T.grid(n, oh):
             ky0 = T.meta_var(T.max(0, top - oy * sh))
             ky1 = T.meta_var(T.min(kh, h + top - oy * sh))
-            for xp in range(pairs):
-                for q in T.unroll(tile_m):
-                    im2col(x, scratch, q, b, oy, xp * tile_m + q, ky0, ky1)
-                block(o, scratch, weight, bias, mult, rq, tile_m, (b * oh + oy) * ow + xp * tile_m)
-            for ox in range(single_from, ow):
-                im2col(x, scratch, 0, b, oy, ox, ky0, ky1)
-                block(o, scratch, weight, bias, mult, rq, 1, (b * oh + oy) * ow + ox)
+            for xp in range(blocks):
+                for q in T.unroll(row_m):
+                    im2col(x, scratch, q, b, oy, xp * row_m + q, ky0, ky1)
+                block(o, scratch, weight, bias, mult, rq, row_m, (b * oh + oy) * ow + xp * row_m)
+            if tail > 0:
+                for q in T.unroll(tail):
+                    im2col(x, scratch, q, b, oy, blocks * row_m + q, ky0, ky1)
+                block(o, scratch, weight, bias, mult, rq, tail, (b * oh + oy) * ow + blocks * row_m)
 
     return conv2d_gemm_window
 

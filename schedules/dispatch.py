@@ -4,8 +4,10 @@ The code generator calls `schedule_for(func)`. By default a tunable kernel gets 
 default config (SIMD micro-kernels) and every other kernel `default_schedule`. Inside
 `with apply_history_best(log):` (schedules.tuning_log) a tuned workload gets the best config
 measured for it; inside `with use_configs({...})` explicit configs per workload key win; inside
-`with use_default_schedules():` every kernel gets the plain TE default schedule (the untuned
-baseline the tuner compares against).
+`with use_weights("int16"):` conv / dense kernels not configured by an inner context store
+their weights as int16 (the default keeps them int8); inside `with use_default_schedules():`
+every kernel gets the plain TE default schedule (the untuned baseline the tuner compares
+against).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from tvm import tirx
 
 from schedules.default import default_schedule
 from schedules.space import (
+    WEIGHTS,
     Scheduled,
+    int16_weight_config,
+    kernel_info,
     schedule_kernel,
     template_config,
     workload_key,
@@ -43,6 +48,18 @@ def use_configs(configs: dict[str, dict]):
 
 
 @contextlib.contextmanager
+def use_weights(weights: str):
+    """Store conv / dense weights as `weights` ("int8", the default, or "int16") in the block."""
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+    _stack().append(("weights", weights))
+    try:
+        yield
+    finally:
+        _stack().pop()
+
+
+@contextlib.contextmanager
 def use_default_schedules():
     """Schedule every kernel with schedules.default.default_schedule (no SIMD templates)."""
     _stack().append(("default", None))
@@ -58,7 +75,11 @@ def _chosen(func: tirx.PrimFunc) -> tuple[bool, dict | None]:
         if kind == "default":
             return True, None
         key = workload_key(func)
-        if key is not None and key in value:
+        if kind == "weights":
+            config = int16_weight_config(kernel_info(func)[0]) if value == "int16" and key is not None else None
+            if config is not None:
+                return False, config
+        elif key is not None and key in value:
             return False, value[key]
     return False, None
 

@@ -28,14 +28,14 @@ from schedules.default import default_schedule
 TUNABLE = ("conv2d", "dense", "depthwise_conv2d", "depthwise_conv2d_inplace")
 
 _KNOBS = {
-    "conv2d": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1, 2], "unroll": [1, 2]},
-    "dense": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1, 2], "unroll": [1, 2]},
+    "conv2d": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1, 2, 3], "unroll": [1, 2]},
+    "dense": {"tile_m": [1, 2], "tile_n": [1, 2, 4], "simd": [0, 1, 2, 3], "unroll": [1, 2]},
     "depthwise_conv2d": {"simd": [0, 1]},
     "depthwise_conv2d_inplace": {"simd": [0, 1]},
 }
 _DEFAULTS = {
-    "conv2d": {"tile_m": 2, "tile_n": 2, "simd": 2, "unroll": 2},
-    "dense": {"tile_m": 1, "tile_n": 2, "simd": 2, "unroll": 2},
+    "conv2d": {"tile_m": 2, "tile_n": 2, "simd": 3, "unroll": 2},
+    "dense": {"tile_m": 1, "tile_n": 2, "simd": 3, "unroll": 2},
     "depthwise_conv2d": {"simd": 1},
     "depthwise_conv2d_inplace": {"simd": 1},
 }
@@ -98,9 +98,17 @@ def default_config(op: str) -> dict:
     return dict(_DEFAULTS[op])
 
 
+WEIGHTS = ("int8", "int16")  # how the conv / dense templates store weights: `build(..., weights=)`
+
+
 def int8_weight_config(op: str) -> dict | None:
-    """The default config of `op` with weights kept int8 (None: its default already does)."""
-    return {"simd": 1, "unroll": 1} if op in ("conv2d", "dense") else None
+    """The default config of `op` with weights kept int8 (None: `op` has no int16-weight path)."""
+    return {"simd": 3} if op in ("conv2d", "dense") else None
+
+
+def int16_weight_config(op: str) -> dict | None:
+    """The config of `op` that stores its weights as int16 (`--weights int16`), None: no such path."""
+    return {"simd": 2} if op in ("conv2d", "dense") else None
 
 
 def config_key(config: dict) -> str:

@@ -538,8 +538,8 @@ def test_float_io_model_direct(tmp_path):
 
 
 def test_weights_over_the_flash_budget_stay_int8_where_it_costs_least(tmp_path):
-    """int16 weight pairs (the fastest conv/dense path) would pass 3/4 of an STM32F411's 512 KiB:
-    the big fully connected layer (1 MAC per weight byte) goes back to int8 weights, the 1x1 conv
+    """With `weights="int16"`, int16 weight pairs would pass 3/4 of an STM32F411's 512 KiB: the
+    big fully connected layer (1 MAC per weight byte) goes back to int8 weights, the 1x1 conv
     (16 MACs per weight byte) keeps int16; the result stays bit-exact and fits."""
     b = ModelBuilder()
     x = act(b, [1, 4, 4, 8])
@@ -552,11 +552,11 @@ def test_weights_over_the_flash_budget_stay_int8_where_it_costs_least(tmp_path):
     model = b.build([x], [out])
     path = tmp_path / "big_fc.tflite"
     path.write_bytes(model)
-    artifact = tvm_tinyml.build(str(path), target="stm32f411")
+    artifact = tvm_tinyml.build(str(path), target="stm32f411", weights="int16")
     int8_bytes = units * depth
     assert artifact.memory.flash_bytes <= 512 * 1024 * 3 // 4 < 2 * int8_bytes
     source = artifact.sources["big_fc.c"]
     assert re.search(r"tinyml_conv_s8_(pw|gemm)_\d_u\d\(", source)  # the conv: int16 path
-    assert re.search(r"tinyml_conv_s8_\dx\d_s1u\d\(", source)  # the dense: int8 weights
+    assert re.search(r"tinyml_conv_s8_pw8r_1_u\d\(", source)  # the dense: int8 weights
     xs = [int8_data([1, 4, 4, 8], 7)]
     np.testing.assert_array_equal(artifact.run_host(xs)[0].reshape(1, units), run_tflm(model, xs)[0])

@@ -15,7 +15,8 @@ from memory_planner.bounds import classic_bound
 from memory_planner.lifetimes import buffer_requirements
 from memory_planner.placement import conflicts
 from relax_passes import InplaceDepthwise, QuantizeRealize
-from schedules.dispatch import use_configs
+from schedules.dispatch import use_configs, use_weights
+from schedules.space import WEIGHTS
 from schedules.tuning_log import apply_history_best
 from tvm_tinyml import frontend
 from tvm_tinyml.codegen.build_files import build_files
@@ -178,8 +179,10 @@ def build(
     memory_planner: str = "tinyml",
     float_io: bool = False,
     patch_mac_overhead: float = 0.20,
+    weights: str = "int8",
 ) -> Artifact:
-    """Compile an int8 model (path to .tflite/.onnx, or a Relax IRModule) into standalone C."""
+    """Compile an int8 model (path to .tflite/.onnx, or a Relax IRModule) into standalone C.
+    `weights="int16"` stores conv / dense weights as int16 (faster, about twice the flash)."""
     if tuning_log is not None and not os.path.isfile(tuning_log):
         raise TinyMLError(f"tuning log {tuning_log} does not exist (write one with `tvm-tinyml tune`)")
     patch = parse_patch(patch)
@@ -187,6 +190,8 @@ def build(
         raise TinyMLError("patch-based inference needs memory_planner='tinyml'")
     if memory_planner not in ("tinyml", "tvm"):
         raise TinyMLError(f"unknown memory planner {memory_planner!r}; available: tinyml, tvm")
+    if weights not in WEIGHTS:
+        raise TinyMLError(f"unknown weights {weights!r}; available: {', '.join(WEIGHTS)}")
     mcu = get_target(target)
     mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target), native_stderr_captured():
@@ -203,7 +208,7 @@ def build(
     else:
         lowered = lower(integer)
         plan = _tvm_plan(integer, lowered.graph)
-    with apply_history_best(tuning_log):  # tuned configs per workload; untuned kernels keep their defaults
+    with use_weights(weights), apply_history_best(tuning_log):  # tuned configs per workload win
         generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
         budget = mcu.flash_bytes * 3 // 4  # int16 weights leave a quarter of the flash to the application
         if generated.weights_bytes > budget:

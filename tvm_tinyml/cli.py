@@ -129,7 +129,7 @@ class _UsageError(Exception):
 
 def _build_options(args: argparse.Namespace) -> dict:
     """`build` keyword options given on the command line."""
-    options = {"patch": args.patch, "patch_mac_overhead": args.patch_mac_overhead}
+    options = {"patch": args.patch, "patch_mac_overhead": args.patch_mac_overhead, "weights": args.weights}
     for name in ("float_io", "tuning_log"):
         if getattr(args, name, None):
             options[name] = getattr(args, name)
@@ -317,6 +317,10 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--patch-mac-overhead", type=_overhead, default=0.20, metavar="X",
             help="with --patch auto: the most extra MACs allowed (default 0.20 = 20%%)",
+        )
+        command.add_argument(
+            "--weights", default="int8", choices=["int8", "int16"],
+            help="conv / dense weights in flash: int8 (default, the model's own size) or int16 (faster, about 2x flash)",
         )
         if name in ("compile", "run", "verify", "profile"):
             command.add_argument("--tuning-log", metavar="F", type=lambda t: _tuning_log(t, must_exist=True),

@@ -1,8 +1,9 @@
 """Keep some kernels' weights int8 so that a model's weights stay within a flash budget.
 
-The conv/dense templates' fastest path stores weights as int16 pairs (twice the flash). When the
-model's weights would pass the budget, the workloads that gain least per byte (fewest MACs per
-saved weight byte) go back to the int8-weight config until the weights fit.
+The conv/dense templates' int16 path (`weights="int16"`, or a tuned simd=2 config) stores weights
+as int16 pairs (twice the flash). When the model's weights would pass the budget, the workloads
+that gain least per byte (fewest MACs per saved weight byte) go back to the default int8-weight
+config until the weights fit.
 """
 
 from __future__ import annotations

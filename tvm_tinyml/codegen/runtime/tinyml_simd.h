@@ -233,6 +233,116 @@ static inline uint32_t tinyml_offset2(int32_t in_offset) {
   } while (0)
 #endif
 
+/* Tiles with int8 weights stored [w0 w2 w1 w3] per group of four (SXTB16 widens (w0, w1),
+ * SXTB16 ROR 8 (w2, w3)) over int16 pixel values, x word aligned; each step covers 4 values,
+ * then x += 4. U (1, 2 or 4) steps per iteration, `n` >= 1 iterations.
+ *   TINYML_MAC8_COL: M (1 to 6) pixels (pixel p at x + p * X1_BYTES) x 1 channel (w += 4 a
+ *     step): a<p> += the dot products; per step 1 LDR, 2 SXTB16, M LDRD and 2 M SMLAD.
+ *   TINYML_MAC8_ROW: 1 pixel x 2 channels (4 bytes each, interleaved: w += 8 a step):
+ *     a0 and a1 += the dot products; per step 1 LDRD, 2 LDR, 4 SXTB16 and 4 SMLAD.
+ * X1_BYTES a constant multiple of 4 with (M - 1) * X1_BYTES below 1024. On Cortex-M each loop
+ * is one asm block (13 registers at most). */
+
+/* acc += the 4-value dot product of int16 values at x and 4 int8 weights at w ([w0 w2 w1 w3]). */
+static inline int32_t tinyml_dot4_s8w(const int16_t *x, const int8_t *w, int32_t acc) {
+  const uint32_t wv = tinyml_load4(w);
+  return tinyml_smlad(tinyml_load4(x + 2), tinyml_sxtb16_ror8(wv), tinyml_smlad(tinyml_load4(x), tinyml_sxtb16(wv), acc));
+}
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#define TINYML_MAC8_PIX(A, O)                           \
+  "ldrd %[xa], %[xb], [%[x], %[" O "]]\n\t"             \
+  "smlad %[" A "], %[xa], %[t], %[" A "]\n\t"           \
+  "smlad %[" A "], %[xb], %[w], %[" A "]\n\t"
+#define TINYML_MAC8_COL_HEAD                            \
+  "ldr %[w], [%[wp]], #4\n\t"                           \
+  "sxtb16 %[t], %[w]\n\t"                               \
+  "sxtb16 %[w], %[w], ror #8\n\t"                       \
+  "ldrd %[xa], %[xb], [%[x]], #8\n\t"                   \
+  "smlad %[a0], %[xa], %[t], %[a0]\n\t"                 \
+  "smlad %[a0], %[xb], %[w], %[a0]\n\t"
+#define TINYML_MAC8_COL_1 TINYML_MAC8_COL_HEAD
+#define TINYML_MAC8_COL_2 TINYML_MAC8_COL_HEAD TINYML_MAC8_PIX("a1", "o1")
+#define TINYML_MAC8_COL_3 TINYML_MAC8_COL_2 TINYML_MAC8_PIX("a2", "o2")
+#define TINYML_MAC8_COL_4 TINYML_MAC8_COL_3 TINYML_MAC8_PIX("a3", "o3")
+#define TINYML_MAC8_COL_5 TINYML_MAC8_COL_4 TINYML_MAC8_PIX("a4", "o4")
+#define TINYML_MAC8_COL_6 TINYML_MAC8_COL_5 TINYML_MAC8_PIX("a5", "o5")
+#define TINYML_MAC8_CH(A)                               \
+  "ldr %[w], [%[wp]], #4\n\t"                           \
+  "sxtb16 %[t], %[w]\n\t"                               \
+  "smlad %[" A "], %[xa], %[t], %[" A "]\n\t"           \
+  "sxtb16 %[t], %[w], ror #8\n\t"                       \
+  "smlad %[" A "], %[xb], %[t], %[" A "]\n\t"
+#define TINYML_MAC8_ROW_1 "ldrd %[xa], %[xb], [%[x]], #8\n\t" TINYML_MAC8_CH("a0") TINYML_MAC8_CH("a1")
+#define TINYML_MAC8_ASM(STEP, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5)                                    \
+  do {                                                                                                      \
+    uint32_t xa_, xb_, w_, t_;                                                                              \
+    int32_t n_ = (N);                                                                                       \
+    if ((N) == 1 && (U) == 1) /* one pass: no loop */                                                      \
+      __asm__(STEP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));                          \
+    else if ((N) == 1 && (U) == 2)                                                                          \
+      __asm__(STEP STEP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));                     \
+    else if ((N) == 1)                                                                                      \
+      __asm__(STEP STEP STEP STEP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));           \
+    else if ((U) > 2)                                                                                       \
+      __asm__("1:\n\t" STEP STEP STEP STEP TINYML_MAC_LOOP                                                    \
+              TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));                               \
+    else if ((U) > 1)                                                                                       \
+      __asm__("1:\n\t" STEP STEP TINYML_MAC_LOOP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5)); \
+    else                                                                                                    \
+      __asm__("1:\n\t" STEP TINYML_MAC_LOOP TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5));   \
+  } while (0)
+#define TINYML_MAC8_OPERANDS(X, W, X1_BYTES, A0, A1, A2, A3, A4, A5)                                        \
+  : [xa] "=&r"(xa_), [xb] "=&r"(xb_), [w] "=&r"(w_), [t] "=&r"(t_), [a0] "+r"(A0), [a1] "+r"(A1),             \
+    [a2] "+r"(A2), [a3] "+r"(A3), [a4] "+r"(A4), [a5] "+r"(A5), [x] "+r"(X), [wp] "+r"(W), [n] "+r"(n_)      \
+  : [o1] "n"((X1_BYTES) - 8), [o2] "n"(2 * (X1_BYTES) - 8), [o3] "n"(3 * (X1_BYTES) - 8),                   \
+    [o4] "n"(4 * (X1_BYTES) - 8), [o5] "n"(5 * (X1_BYTES) - 8)                                              \
+  : "memory", "cc"
+#define TINYML_MAC8_COL(M, X, W, X1_BYTES, N, U, A0, A1, A2, A3, A4, A5)                                     \
+  do {                                                                                                    \
+    if ((M) == 1) TINYML_MAC8_ASM(TINYML_MAC8_COL_1, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5);       \
+    if ((M) == 2) TINYML_MAC8_ASM(TINYML_MAC8_COL_2, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5);       \
+    if ((M) == 3) TINYML_MAC8_ASM(TINYML_MAC8_COL_3, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5);       \
+    if ((M) == 4) TINYML_MAC8_ASM(TINYML_MAC8_COL_4, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5);       \
+    if ((M) == 5) TINYML_MAC8_ASM(TINYML_MAC8_COL_5, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5);       \
+    if ((M) == 6) TINYML_MAC8_ASM(TINYML_MAC8_COL_6, U, X, W, X1_BYTES, N, A0, A1, A2, A3, A4, A5);       \
+  } while (0)
+#define TINYML_MAC8_ROW(X, W, N, U, A0, A1)                                                                  \
+  do {                                                                                                    \
+    int32_t u2_ = 0, u3_ = 0, u4_ = 0, u5_ = 0;                                                           \
+    TINYML_MAC8_ASM(TINYML_MAC8_ROW_1, U, X, W, 8, N, A0, A1, u2_, u3_, u4_, u5_);                        \
+  } while (0)
+#else
+#define TINYML_MAC8_COL(M, X, W, X1_BYTES, N, U, A0, A1, A2, A3, A4, A5)     \
+  do {                                                                    \
+    for (int32_t s_ = 0; s_ < (N) * (U); ++s_, (X) += 4, (W) += 4) {      \
+      A0 = tinyml_dot4_s8w(X, W, A0);                                  \
+      if ((M) > 1) A1 = tinyml_dot4_s8w((X) + (X1_BYTES) / 2, W, A1);  \
+      if ((M) > 2) A2 = tinyml_dot4_s8w((X) + (X1_BYTES), W, A2);      \
+      if ((M) > 3) A3 = tinyml_dot4_s8w((X) + 3 * (X1_BYTES) / 2, W, A3); \
+      if ((M) > 4) A4 = tinyml_dot4_s8w((X) + 2 * (X1_BYTES), W, A4);  \
+      if ((M) > 5) A5 = tinyml_dot4_s8w((X) + 5 * (X1_BYTES) / 2, W, A5); \
+    }                                                                     \
+  } while (0)
+#define TINYML_MAC8_ROW(X, W, N, U, A0, A1)                               \
+  do {                                                                    \
+    for (int32_t s_ = 0; s_ < (N) * (U); ++s_, (X) += 4, (W) += 8) {      \
+      A0 = tinyml_dot4_s8w(X, W, A0);                                  \
+      A1 = tinyml_dot4_s8w(X, (W) + 4, A1);                            \
+    }                                                                     \
+  } while (0)
+#endif
+
+/* (c * 2^32 + a * b + 2^31) >> 32: SMMLAR. */
+static inline int32_t tinyml_smmlar(int32_t a, int32_t b, int32_t c) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+  int32_t r;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(c));
+  return r;
+#else
+  return (int32_t)(((int64_t)(((uint64_t)(uint32_t)c) << 32) + (int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
 /* ---- requantization -------------------------------------------------------- */
 
 /* Equal to tinyml_requant_i8 (TFLM MultiplyByQuantizedMultiplier, double
