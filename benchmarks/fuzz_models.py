@@ -3,7 +3,7 @@ random int8 ONNX graphs (QDQ and QOperator), within 1 LSB of onnxruntime.
 
     python benchmarks/fuzz_models.py --graphs N [--seed S] [--inputs 2] [--target T] [--patch auto]
                                      [--patch-head K] [--patch-mac-overhead F] [--memory-planner tinyml|tvm]
-                                     [--board qemu-m7] [--onnx-graphs M]
+                                     [--board qemu-m7] [--onnx-graphs M] [--onnx-ops supported|all]
 
 Graph i is random graph S + i of tests/tflite_random.py (rerun one with `--seed X --graphs 1`).
 Prints, per operator, how many graphs containing it ended in each status, then every graph
@@ -66,14 +66,15 @@ def op_table(results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
-def onnx_fuzz(graphs: int, first_seed: int, inputs: int, target: str, verbose: bool) -> bool:
-    """Runs `graphs` random ONNX graphs from seed `first_seed`, prints their table and failures;
-    True when all passed."""
+def onnx_fuzz(graphs: int, first_seed: int, inputs: int, target: str, verbose: bool, all_ops: bool) -> bool:
+    """Runs `graphs` random ONNX graphs from seed `first_seed` (of onnx_random.SUPPORTED, or of all
+    its OPS), prints their table and failures; True when all passed."""
+    ops = onnx_random.OPS if all_ops else None
     results = []
     with tempfile.TemporaryDirectory() as work:
         for seed in tqdm(range(first_seed, first_seed + graphs), desc="onnx graphs", unit="graph",
                          disable=not sys.stderr.isatty()):
-            results.append(onnx_random.run_case(seed, Path(work), inputs=inputs, target=target))
+            results.append(onnx_random.run_case(seed, Path(work), inputs=inputs, ops=ops, target=target))
     print(f"ONNX graphs (QDQ: even seeds, QOperator: odd), <= 1 LSB vs onnxruntime:\n{op_table(results)}")
     for r in results:
         if not r.passed:
@@ -97,6 +98,8 @@ def main() -> int:
     parser.add_argument("--board", help="also run every graph that passed on the host on this board (e.g. qemu-m7)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback tail of errors")
     parser.add_argument("--onnx-graphs", type=int, help="number of random ONNX graphs (default: graphs / 3)")
+    parser.add_argument("--onnx-ops", default="supported", choices=["supported", "all"],
+                        help="ONNX graphs draw from the operators compiled today, or from all the generator has")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as work:
@@ -116,7 +119,8 @@ def main() -> int:
             if args.verbose:
                 print("\n".join("    " + line for line in r.details))
     onnx_graphs = args.graphs // 3 if args.onnx_graphs is None else args.onnx_graphs
-    onnx_passed = onnx_fuzz(onnx_graphs, args.seed, args.inputs, args.target, args.verbose)
+    onnx_passed = onnx_fuzz(onnx_graphs, args.seed, args.inputs, args.target, args.verbose,
+                            args.onnx_ops == "all")
     return 0 if all(r.passed for r in results) and onnx_passed else 1
 
 
