@@ -27,11 +27,13 @@ from tvm import relax
 from tvm.ir.expr import Call, Var
 
 from relax_passes.realize_activations import ActivationRealizer  # activations (act)
+from relax_passes.exact_lookup import ExactLookupRealizer
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
 from schedules import qnn_matrix as qm
+from schedules import qnn_movement as qmv
 from schedules import qnn_reduce as qr
 from tvm_tinyml import quant_params as qp
 from tvm_tinyml.errors import TinyMLError, UnsupportedOperatorError
@@ -68,21 +70,24 @@ def _op_name(value) -> str:
 class QuantizeRealize:
     """Rewrite the QDQ-wrapped float ops of `main` into int8 integer kernels (see module doc)."""
 
-    def __init__(self, float_io: bool = False, origins: dict | None = None) -> None:
+    def __init__(self, float_io: bool = False, origins: dict | None = None, exact_float: bool = False) -> None:
         """`origins` optionally maps bound expressions of `main` to a description of the source
-        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern."""
+        operator (e.g. "operator #7 (PAD)"), which prefixes the message of a refused pattern.
+        `exact_float` (ONNX) realizes elementwise float chains as exact tables (exact_lookup.py)."""
         self.float_io = float_io
         self.origins = origins or {}
+        self.exact_float = exact_float
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        realized = _Realizer(mod["main"], self.float_io, self.origins).run()
+        realized = _Realizer(mod["main"], self.float_io, self.origins, self.exact_float).run()
         return relax.transform.DeadCodeElimination(["main"])(realized)
 
 
-class _Realizer(ActivationRealizer, MovementRealizer):
-    def __init__(self, func: relax.Function, float_io: bool, origins: dict) -> None:
+class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
+    def __init__(self, func: relax.Function, float_io: bool, origins: dict, exact_float: bool = False) -> None:
         self.func = func
         self.float_io = float_io
+        self.exact_float = exact_float
         self.origins = origins
         self.bindings = [b for block in func.body.blocks for b in block.bindings]
         self.defs = {b.var: b.value for b in self.bindings}
@@ -308,6 +313,10 @@ class _Realizer(ActivationRealizer, MovementRealizer):
             raise UnsupportedOperatorError(f"QUANTIZE to {var.ty.dtype} is not supported (int8, or uint8 from int8)")
         lo, hi, result_var = self._fused_clip(var)
         expr = value.args[0]
+        table = self._exact_lookup(expr, out_scale, out_zp, lo, hi) if self.exact_float else None
+        if table is not None:
+            self.env[var] = self.env[result_var] = table
+            return
         act = "none"
         core = self._def(expr)
         if _op_name(core) == "relax.nn.relu":
@@ -342,6 +351,8 @@ class _Realizer(ActivationRealizer, MovementRealizer):
                     bias = leaf.src.reshape(-1).astype(np.int32)
                     value, name = self._def(core), _op_name(self._def(core))
                     break
+        if isinstance(value, relax.TupleGetItem):
+            return self._split_part(value, out)
         handler = getattr(self, "_q_" + name.replace("relax.", "").replace(".", "_"), None)
         if handler is None:
             raise UnsupportedOperatorError(f"quantized {name.replace('relax.', '')} is not supported")
@@ -694,9 +705,32 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return self._emit(qc.transpose, x.src, axes=axes, op="transpose")
 
     def _q_reshape(self, call: Call, out: "_OutQuant", bias):
+        """RESHAPE; also ONNX's Squeeze and Unsqueeze (squeeze, expand_dims): views, no kernel."""
         x = self._input(call.args[0])
         self._same_quant(x, out, "RESHAPE")
         return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
+
+    _q_squeeze = _q_reshape
+    _q_expand_dims = _q_reshape
+
+    def _q_strided_slice(self, call: Call, out: "_OutQuant", bias):
+        """ONNX Slice (any axes, steps): the int8 strided copy of movement_realize."""
+        x = self._input(call.args[0])
+        self._same_quant(x, out, "SLICE")
+        return self._realize_strided_slice(call, call, x.src)
+
+    def _split_part(self, item: relax.TupleGetItem, out: "_OutQuant"):
+        """One output of ONNX Split (`split(x)[i]`): a strided copy of its section."""
+        split = self._def(item.tuple_value)
+        if _op_name(split) != "relax.split":
+            raise UnsupportedOperatorError(f"quantized tuple item of {_op_name(split) or split} is not supported")
+        x = self._input(split.args[0])
+        self._same_quant(x, out, "SPLIT")
+        shape = shape_of(split.args[0])
+        axis = int(split.attrs.axis) % len(shape)
+        begin = [0] * len(shape)
+        begin[axis] = sum(int(f.shape[axis]) for f in split.ty.fields[: item.index])
+        return self._emit(qmv.strided, x.src, begin=begin, strides=[1] * len(shape), out_shape=shape_of(item), op="strided_slice")
 
     def _pool_args(self, call: Call):
         attrs = call.attrs
@@ -715,9 +749,15 @@ class _Realizer(ActivationRealizer, MovementRealizer):
         return self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
 
     def _q_nn_avg_pool2d(self, call: Call, out: "_OutQuant", bias):
+        """AVERAGE_POOL_2D; for ONNX with a different output quantization (QLinearAveragePool),
+        the int8 window mean requantized (two roundings)."""
         x = self._input(call.args[0])
-        self._same_quant(x, out, "AVERAGE_POOL_2D")
-        return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
+        if same or not self.exact_float:
+            self._same_quant(x, out, "AVERAGE_POOL_2D")
+            return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+        pooled = self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
+        return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "AVERAGE_POOL_2D")
 
     def _q_dequantize(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call)
@@ -726,11 +766,21 @@ class _Realizer(ActivationRealizer, MovementRealizer):
 
     def _q_concat(self, call: Call, out: "_OutQuant", bias):
         parts = [self._input(field) for field in self._def(call.args[0]).fields]
-        for part in parts:
-            self._same_quant(part, out, "CONCATENATION")
+        full = _OutQuant(out.scale, out.zero_point, -128, 127)
+        sources = [self._requantized(part, full, "CONCATENATION") for part in parts]
         rank = len(call.ty.shape)
         axis = int(call.attrs.axis) % rank
-        return self._emit(qc.concatenate, [p.src for p in parts], axis=axis, op="concatenate")
+        return self._emit(qc.concatenate, sources, axis=axis, op="concatenate")
+
+    def _requantized(self, x: _Dequant, out: "_OutQuant", op: str):
+        """`x` in the output's quantization: itself, or (ONNX: each element is quantize(dequantize(x)))
+        one requantize kernel; TFLite needs both the same, as TFLM copies raw bytes."""
+        if not self.exact_float or (x.scalar_scale == out.scale and x.scalar_zp == out.zero_point):
+            self._same_quant(x, out, op)
+            return x.src
+        mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
+        params = (x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max)
+        return self._emit(qc.requantize, x.src, params=params, op="requantize")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
         if call.attrs.method == "linear":

@@ -78,3 +78,8 @@ def _source_coordinate(out_size: int, in_size: int, align_corners: bool, half_pi
         return scaled, lower, upper
 
     return _coordinate
+
+
+def lookup_channel(data, table, axis: int):
+    """out = table[i[axis], x + 128]: 256 int8 entries per index along `axis` (compile time)."""
+    return te.compute(data.shape, lambda *i: table[i[axis], data[i].astype(INT32) + 128], name="out")

@@ -191,7 +191,7 @@ def build(
     mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target), native_stderr_captured():
         try:
-            integer = QuantizeRealize(float_io=float_io, origins=info.origins)(mod)
+            integer = QuantizeRealize(float_io=float_io, origins=info.origins, exact_float=info.format == "onnx")(mod)
         except UnsupportedOperatorError as err:
             raise UnsupportedOperatorError(f"{info.path or info.name}: {err}") from None
         if memory_planner == "tinyml":

@@ -22,7 +22,7 @@ from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx as _tvm_from_onnx
 from tvm.relax.frontend.tflite import tflite_frontend
 
-from . import sequence_import
+from . import onnx_qoperator, sequence_import
 from .errors import TinyMLError, UnsupportedOperatorError
 from .quiet import native_stderr_captured
 from .validate import validate_onnx, validate_tflite
@@ -205,7 +205,8 @@ def _check_declared_shape(path: str, where: str, graph, index: int, expr) -> Non
 
 
 def _import_onnx(model: onnx.ModelProto, path: str) -> tvm.IRModule:
-    """Reject float ONNX models, then convert to Relax."""
+    """Reject float ONNX models, rewrite QOperator nodes to QDQ (onnx_qoperator), then convert to Relax."""
+    model = onnx_qoperator.to_qdq(model, path)
     if not any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
         hint = "onnxruntime.quantization (QDQ format, int8)"
         raise TinyMLError(f"{path}: {_FLOAT_MODEL.format(hint)}")

@@ -22,6 +22,7 @@ _ELEMENTWISE = {"requantize", "clip", "quantize", "dequantize", "softmax"}
 _ELEMENTWISE |= {"log_softmax"}
 _REDUCTIONS = ("mean", "sum", "reduce_max", "reduce_min")
 _ELEMENTWISE |= {"leaky_relu", "tanh", "lookup", "logistic", "hard_swish"}  # activations (act): read x[i], write y[i]
+_ELEMENTWISE |= {"lookup_channel"}  # ONNX exact tables (relax_passes/exact_lookup.py)
 _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
 # Broadcasting binary kernels: one output element per step reads one element of each operand
 # (either may be a constant), schedules/qnn_compute._broadcast_binary.
