@@ -481,7 +481,7 @@ OPS: dict[str, OpEntry] = {
 # The entries tvm-tinyml compiles from ONNX QDQ today: random graphs use these by default, the
 # rest of OPS waits for the ONNX operator coverage (benchmarks/fuzz_models.py --onnx-ops all).
 SUPPORTED = ("Conv", "Gemm", "MatMul", "Add", "Sub", "Mul", "Relu", "LeakyRelu", "MaxPool", "AveragePool",
-             "GlobalAveragePool", "Reshape", "Flatten", "Transpose")
+             "GlobalAveragePool", "Reshape", "Flatten", "Transpose", "Tanh", "HardSigmoid", "Squeeze", "Unsqueeze")
 
 
 def _join_concat(g: OnnxGraph, a: Act, b: Act) -> Act | None:
