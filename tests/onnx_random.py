@@ -9,7 +9,8 @@ seed) on seeded random calibration batches; `run_case(seed, workdir)` compiles t
 host, runs random int8 inputs through the C and through onnxruntime with ORT_DISABLE_ALL
 (`tvm_tinyml.verify`), requires <= 1 LSB on every output and replays the memory plan.
 
-Adding an operator is one entry in `OPS` (unary: reads one activation) or `JOINS` (reads two)::
+Adding an operator is one entry in `OPS` (an `OpEntry` of tests/tflite_random.py: unary, reads one
+activation) or `JOINS` (reads two)::
 
     def _gen_relu(g: OnnxGraph, x: Act) -> Act:
         return g.node("Relu", [x.name], x.shape)
@@ -37,7 +38,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from tflite_random import CaseResult, RandomGraph, _broadcast_partner_shape, _factor_shape, _plan_problems, degenerate_outputs
+from tflite_random import (CaseResult, OpEntry, RandomGraph, _broadcast_partner_shape, _factor_shape, _plan_problems, _small,
+                           degenerate_outputs)
 
 MAX_ELEMENTS = 1024  # largest activation tensor
 OPSET = 17
@@ -423,21 +425,8 @@ def _gen_slice(g: OnnxGraph, x: Act) -> Act:
 # ---------------------------------------------------------------- the tables
 
 
-@dataclass(frozen=True)
-class OpEntry:
-    """How to add one operator reading one activation (see the module docstring)."""
-
-    build: Callable[[OnnxGraph, Act], Act]
-    accepts: Callable[[Act], bool] = lambda x: True
-    weight: float = 1.0
-
-
 def _nchw(x: Act) -> bool:
     return x.rank == 4
-
-
-def _small(factor: int) -> Callable[[Act], bool]:
-    return lambda x: x.size * factor <= MAX_ELEMENTS
 
 
 def _uniform(low: float, high: float) -> Callable[[OnnxGraph], float]:
