@@ -119,8 +119,8 @@ def main() -> int:
             if args.verbose:
                 print("\n".join("    " + line for line in r.details))
     onnx_graphs = args.graphs // 3 if args.onnx_graphs is None else args.onnx_graphs
-    onnx_passed = onnx_fuzz(onnx_graphs, args.seed, args.inputs, args.target, args.verbose,
-                            args.onnx_ops == "all")
+    onnx_passed = not onnx_graphs or onnx_fuzz(onnx_graphs, args.seed, args.inputs, args.target, args.verbose,
+                                                args.onnx_ops == "all")
     return 0 if all(r.passed for r in results) and onnx_passed else 1
 
 
