@@ -1,8 +1,9 @@
-"""Differential fuzzing: random int8 TFLite graphs compiled for host, bit-exact against TFLite Micro.
+"""Differential fuzzing: random int8 TFLite graphs compiled for host, bit-exact against TFLite Micro;
+random int8 ONNX graphs (QDQ and QOperator), within 1 LSB of onnxruntime.
 
     python benchmarks/fuzz_models.py --graphs N [--seed S] [--inputs 2] [--target T] [--patch auto]
                                      [--patch-head K] [--patch-mac-overhead F] [--memory-planner tinyml|tvm]
-                                     [--board qemu-m7]
+                                     [--board qemu-m7] [--onnx-graphs M] [--onnx-ops supported|all]
 
 Graph i is random graph S + i of tests/tflite_random.py (rerun one with `--seed X --graphs 1`).
 Prints, per operator, how many graphs containing it ended in each status, then every graph
@@ -12,6 +13,11 @@ clean UnsupportedOperatorError: the generator asked for a variant we lack); erro
 exception); plan (the memory plan fails the independent replay of tests/replay.py); board (with
 `--board`: the graph passed on the host but not on the board). Exit 1 on
 any failure (anything but pass and degenerate).
+
+ONNX graph i (`--onnx-graphs`, default graphs / 3) is random graph S + i of tests/onnx_random.py
+(even seeds QDQ, odd QOperator), compared with onnxruntime run with ORT_DISABLE_ALL (<= 1 LSB);
+its table counts each operator per format, and status invalid means the generator built a model
+onnx or onnxruntime's quantizer refuses (a generator bug).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import onnx_random  # noqa: E402
 from tflite_random import CaseResult, run_case  # noqa: E402
 from tvm_tinyml.run import run_on_board  # noqa: E402
 
@@ -59,6 +66,24 @@ def op_table(results: list[CaseResult]) -> str:
     return "\n".join(lines)
 
 
+def onnx_fuzz(graphs: int, first_seed: int, inputs: int, target: str, verbose: bool, all_ops: bool) -> bool:
+    """Runs `graphs` random ONNX graphs from seed `first_seed` (of onnx_random.SUPPORTED, or of all
+    its OPS), prints their table and failures; True when all passed."""
+    ops = onnx_random.OPS if all_ops else None
+    results = []
+    with tempfile.TemporaryDirectory() as work:
+        for seed in tqdm(range(first_seed, first_seed + graphs), desc="onnx graphs", unit="graph",
+                         disable=not sys.stderr.isatty()):
+            results.append(onnx_random.run_case(seed, Path(work), inputs=inputs, ops=ops, target=target))
+    print(f"ONNX graphs (QDQ: even seeds, QOperator: odd), <= 1 LSB vs onnxruntime:\n{op_table(results)}")
+    for r in results:
+        if not r.passed:
+            print(f"onnx seed {r.seed}: {r.status}: {r.message}  [{' '.join(r.ops)}]")
+            if verbose:
+                print("\n".join("    " + line for line in r.details))
+    return all(r.passed for r in results)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--graphs", type=int, required=True, help="number of random graphs")
@@ -72,6 +97,9 @@ def main() -> int:
     parser.add_argument("--memory-planner", default="tinyml", choices=["tinyml", "tvm"])
     parser.add_argument("--board", help="also run every graph that passed on the host on this board (e.g. qemu-m7)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print the traceback tail of errors")
+    parser.add_argument("--onnx-graphs", type=int, help="number of random ONNX graphs (default: graphs / 3)")
+    parser.add_argument("--onnx-ops", default="supported", choices=["supported", "all"],
+                        help="ONNX graphs draw from the operators compiled today, or from all the generator has")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as work:
@@ -90,7 +118,10 @@ def main() -> int:
             print(f"seed {r.seed}: {r.status}: {r.message}  [{' '.join(r.ops)}]")
             if args.verbose:
                 print("\n".join("    " + line for line in r.details))
-    return 0 if all(r.passed for r in results) else 1
+    onnx_graphs = args.graphs // 3 if args.onnx_graphs is None else args.onnx_graphs
+    onnx_passed = not onnx_graphs or onnx_fuzz(onnx_graphs, args.seed, args.inputs, args.target, args.verbose,
+                                                args.onnx_ops == "all")
+    return 0 if all(r.passed for r in results) and onnx_passed else 1
 
 
 if __name__ == "__main__":

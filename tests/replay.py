@@ -58,7 +58,8 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         return _window_trace(op, attrs, in_shape, out_shape, kernel)
     if op == "depthwise_conv2d_inplace":
         return _inplace_depthwise_trace(in_shape, out_shape)
-    if op in ("requantize", "clip", "quantize", "dequantize", "leaky_relu", "tanh", "lookup", "logistic", "hard_swish"):
+    if op in ("requantize", "clip", "quantize", "dequantize", "leaky_relu", "tanh", "lookup", "lookup_channel", "logistic",
+              "hard_swish"):
         e = np.arange(n_out)
         return e, e, e
     if op in ("softmax", "log_softmax"):  # per row: all reads (max, sum), then read c / write c
