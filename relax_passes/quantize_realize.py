@@ -752,8 +752,7 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         if self._dequant(call.args[0]) is None and _op_name(self._def(call.args[0])):
             return self.bb.emit(relax.op.reshape(self._realize_float(call.args[0], out), call.ty.shape))
         x = self._input(call.args[0])
-        self._same_quant(x, out, "RESHAPE")
-        return self.bb.emit(relax.op.reshape(x.src, call.ty.shape))
+        return self.bb.emit(relax.op.reshape(self._requantized(x, out, "RESHAPE"), call.ty.shape))
 
     _q_squeeze = _q_reshape
     _q_expand_dims = _q_reshape

@@ -20,7 +20,6 @@ SEEDS = range(30)
 KNOWN_DEFECTS = {
     1: "QOperator: Relu reading a Tanh island is refused (expected a dequantized int8 activation, got R.nn.relu)",
     3: "AveragePool with count_include_pad=1 is refused",
-    4: "QDQ Reshape with different input and output quantization is refused",
     26: "GlobalAveragePool rounds twice (TFLM MEAN arithmetic): 1 LSB off, amplified to 3 LSB by the Muls after it",
 }
 
