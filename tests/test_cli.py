@@ -144,7 +144,7 @@ def test_model_too_big_for_the_target(tmp_path):
         padding="VALID", stride_h=1, stride_w=1,
     )
     result = cli("compile", write(tmp_path, model), "--target", "stm32f411", "-o", str(tmp_path / "o"))
-    assert_bad_input(result, "does not fit stm32f411", "(SRAM 131,072 B)", "weights 1,280 B")
+    assert_bad_input(result, "does not fit stm32f411", "(SRAM 131,072 B)", "weights 544 B")  # int8 weights + requantization tables
 
 
 def test_unknown_target():
