@@ -240,20 +240,20 @@ static inline int32_t tinyml_exp_on_interval_m1_4_to_0(int32_t a) {
          tinyml_sat_rounding_doubling_high_mul(constant_term, x + poly);
 }
 
-/* gemmlowp::exp_on_negative_values for FixedPoint<int32_t, 5> (Q5.26) input,
- * Q0.31 result. */
-static inline int32_t tinyml_exp_on_negative_values_q5(int32_t a) {
+/* gemmlowp::exp_on_negative_values for FixedPoint<int32_t, integer_bits> input
+ * (integer_bits 4 or 5: Q4.27 or Q5.26), Q0.31 result. */
+static inline int32_t tinyml_exp_on_negative_values(int32_t a, int integer_bits) {
   static const int32_t kBarrelMultipliers[7] = {
       1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
-  const int32_t one_quarter = 1 << 24;
+  const int32_t one_quarter = (int32_t)1 << (29 - integer_bits);
   const int32_t a_mod_quarter_minus_one_quarter =
       (a & (one_quarter - 1)) - one_quarter;
   const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
   int32_t result = tinyml_exp_on_interval_m1_4_to_0(
-      tinyml_saturating_shift_left(a_mod_quarter_minus_one_quarter, 5));
-  int32_t i;
-  for (i = 0; i < 7; ++i) { /* exp(-2^k), k = -2..4, bit 24 + i */
-    if (remainder & ((int32_t)1 << (24 + i))) {
+      tinyml_saturating_shift_left(a_mod_quarter_minus_one_quarter, integer_bits));
+  int i;
+  for (i = 0; i < integer_bits + 2; ++i) { /* exp(-2^k), k = -2..integer_bits-1 */
+    if (remainder & ((int32_t)1 << (29 - integer_bits + i))) {
       result = tinyml_sat_rounding_doubling_high_mul(result,
                                                      kBarrelMultipliers[i]);
     }
@@ -308,8 +308,8 @@ static inline int32_t tinyml_get_reciprocal(int32_t x,
 static inline int32_t tinyml_softmax_exp_i8(int32_t input_diff,
                                             int32_t input_multiplier,
                                             int32_t input_left_shift) {
-  return tinyml_exp_on_negative_values_q5(tinyml_mul_by_quantized_multiplier(
-      input_diff, input_multiplier, input_left_shift));
+  return tinyml_exp_on_negative_values(tinyml_mul_by_quantized_multiplier(
+      input_diff, input_multiplier, input_left_shift), 5);
 }
 
 /* reference_ops::Softmax<int8_t, int8_t> for ONE row of `depth` values (the
@@ -391,34 +391,13 @@ static inline float tinyml_dequantize_i8(int32_t q, float scale,
 
 /* ---- logistic (LOGISTIC) ------------------------------------------------ */
 
-/* gemmlowp::exp_on_negative_values for FixedPoint<int32_t, 4> (Q4.27) input,
- * Q0.31 result. */
-static inline int32_t tinyml_exp_on_negative_values_q4(int32_t a) {
-  static const int32_t kBarrelMultipliers[6] = {
-      1672461947, 1302514674, 790015084, 290630308, 39332535, 720401};
-  const int32_t one_quarter = 1 << 25;
-  const int32_t a_mod_quarter_minus_one_quarter =
-      (a & (one_quarter - 1)) - one_quarter;
-  const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
-  int32_t result = tinyml_exp_on_interval_m1_4_to_0(
-      tinyml_saturating_shift_left(a_mod_quarter_minus_one_quarter, 4));
-  int32_t i;
-  for (i = 0; i < 6; ++i) { /* exp(-2^k), k = -2..3, bit 25 + i */
-    if (remainder & ((int32_t)1 << (25 + i))) {
-      result = tinyml_sat_rounding_doubling_high_mul(result,
-                                                     kBarrelMultipliers[i]);
-    }
-  }
-  return a == 0 ? INT32_MAX : result;
-}
-
 /* gemmlowp::logistic for FixedPoint<int32_t, 4> (Q4.27) input, Q0.31
  * result. */
 static inline int32_t tinyml_logistic_q4(int32_t a) {
   int32_t result_if_positive;
   if (a == 0) return (int32_t)1 << 30; /* one half */
   result_if_positive = tinyml_one_over_one_plus_x_for_x_in_0_1(
-      tinyml_exp_on_negative_values_q4(a > 0 ? -a : a));
+      tinyml_exp_on_negative_values(a > 0 ? -a : a, 4));
   return a > 0 ? result_if_positive : INT32_MAX - result_if_positive;
 }
 
@@ -705,7 +684,7 @@ static inline int32_t tinyml_tanh_q4(int32_t a) {
   if (a == 0) return 0;
   t = tinyml_saturating_shift_left(
       tinyml_newton_inverse_half_sum_q2(
-          tinyml_exp_on_negative_values_q5(a < 0 ? a : -a)) -
+          tinyml_exp_on_negative_values(a < 0 ? a : -a, 5)) -
           (1 << 29),
       2);
   return a < 0 ? -t : t;
