@@ -61,6 +61,8 @@ class _Dequant:
 # ONNX Resize modes (coordinate transformation, nearest rounding) whose source indices are TFLM's
 _ONNX_NEAREST_MODES = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"), ("align_corners", "round_prefer_ceil")}
 _ONNX_LINEAR_MODES = {"asymmetric", "half_pixel"}  # align_corners: TFLM's Q10 taps differ by more than 1 LSB
+# MLAS's vector pooling kernel keeps a padded input row in 2048 floats (3 of them over-read)
+_MLAS_REDUCTION_BUFFER = 2045
 # float ops whose `add` of a dequantized int32 constant is their bias
 _BIAS_CORES = ("relax.nn.conv2d", "relax.matmul", "relax.nn.conv2d_transpose")
 
@@ -625,6 +627,12 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return const is not None and const.size == 1 and float(const.reshape(-1)[0]) == value
 
     def _q_mean(self, call: Call, out: "_OutQuant", bias):
+        """MEAN; ONNX GlobalAveragePool (a kept-dims mean over H and W of NCHW) as onnxruntime's
+        float global pool."""
+        shape = [int(d) for d in call.args[0].ty.shape]
+        if self.exact_float and len(shape) == 4 and self._reduced_axes(call) == [2, 3] and call.attrs.keepdims:
+            return self._emit_avg_pool_exact(self._input(call.args[0]), out, "global", pool=shape[2:], strides=[1, 1],
+                                             pads=[0, 0, 0, 0], count_include_pad=False)
         return self._mean_or_sum(call, out, qp.mean_params, "mean")
 
     def _mean_or_sum(self, call: Call, out: "_OutQuant", params_fn, op: str):
@@ -793,15 +801,37 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
 
     def _q_nn_avg_pool2d(self, call: Call, out: "_OutQuant", bias):
-        """AVERAGE_POOL_2D; for ONNX with a different output quantization (QLinearAveragePool),
-        the int8 window mean requantized (two roundings)."""
+        """AVERAGE_POOL_2D (TFLM's integer mean); ONNX AveragePool as onnxruntime's float pool."""
         x = self._input(call.args[0])
-        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
-        if same or not self.exact_float:
-            self._same_quant(x, out, "AVERAGE_POOL_2D")
-            return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
-        pooled = self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
-        return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "AVERAGE_POOL_2D")
+        if self.exact_float:
+            return self._avg_pool_exact(call, x, out)
+        self._same_quant(x, out, "AVERAGE_POOL_2D")
+        return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+
+    def _avg_pool_exact(self, call: Call, x: _Dequant, out: "_OutQuant"):
+        """ONNX AveragePool in MLAS's float order (qnn_reduce.avg_pool_exact): its global kernel
+        when the window is the image, its vector kernel for width strides up to 2 and windows up
+        to 32, else its generic one."""
+        attrs = call.attrs
+        if attrs.layout != "NCHW" or any(int(d) != 1 for d in attrs.dilation) or attrs.ceil_mode:
+            raise UnsupportedOperatorError("AveragePool with dilation or ceil_mode is not supported (NCHW)")
+        pool, strides = [int(p) for p in attrs.pool_size], [int(s) for s in attrs.strides]
+        pads = [int(p) for p in attrs.padding]
+        h, w = shape_of(call.args[0])[2:]
+        if pool == [h, w] and strides == [1, 1] and not any(pads):
+            order = "global"
+        elif strides[1] <= 2 and max(pool) <= 32 and w + pads[1] + pads[3] <= _MLAS_REDUCTION_BUFFER:
+            order = "columns"
+        else:
+            order = "rows"
+        return self._emit_avg_pool_exact(x, out, order, pool=pool, strides=strides, pads=pads,
+                                         count_include_pad=bool(attrs.count_include_pad))
+
+    def _emit_avg_pool_exact(self, x: _Dequant, out: "_OutQuant", order: str, zp_in_float: bool = False, **window):
+        real = (np.arange(-128, 128, dtype=np.int32) - x.scalar_zp).astype(np.float32) * np.float32(x.scalar_scale)
+        return self._emit(qr.avg_pool_exact, x.src, relax.const(real), relax.const(np.float32([out.scale])), op="avg_pool_exact",
+                          order=order, out_zp=out.zero_point, zp_in_float=zp_in_float, act_min=out.act_min,
+                          act_max=out.act_max, **window)
 
     def _q_dequantize(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call)
