@@ -545,10 +545,31 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.transpose, result, axes=[0, 3, 1, 2], op="transpose") if nchw else result
 
 
+    def _binary_exact(self, call: Call, out: "_OutQuant", kind: str):
+        """ONNX Add / Sub / Mul as onnxruntime's float ops (qnn_binary.binary_exact), either
+        operand an activation or an int8 constant."""
+        a, b = (self._operand(x, kind) for x in call.args)
+        if isinstance(a.src, np.ndarray) and isinstance(b.src, np.ndarray):
+            raise UnsupportedOperatorError(f"quantized {kind} of two constants is not supported")
+        tables = [relax.const(_real_table(v)) for v in (a, b)]
+        options = dict(out_shape=shape_of(call), kind=kind, out_zp=out.zero_point, act_min=out.act_min,
+                       act_max=out.act_max, op=f"{kind}_exact")
+        scale = relax.const(np.float32([out.scale]))
+        if not isinstance(a.src, np.ndarray) and a.src.same_as(b.src):  # op(x, x): one argument (see _binary)
+            def compute_once(x, lhs_table, rhs_table, out_scale, **kwargs):
+                return qb.binary_exact(x, x, lhs_table, rhs_table, out_scale, **kwargs)
+
+            return self._emit(compute_once, a.src, *tables, scale, **options)
+        return self._emit(qb.binary_exact, *(self._kernel_operand(v) for v in (a, b)), *tables, scale, **options)
+
     def _q_add(self, call: Call, out: "_OutQuant", bias):
+        if self.exact_float:
+            return self._binary_exact(call, out, "add")
         return self._binary(call.args, call, qc.elementwise_add, "add", self._rescaled(qp.add_params, out))
 
     def _q_subtract(self, call: Call, out: "_OutQuant", bias):
+        if self.exact_float:
+            return self._binary_exact(call, out, "sub")
         return self._binary(call.args, call, qb.elementwise_sub, "sub", self._rescaled(qp.sub_params, out))
 
     def _q_multiply(self, call: Call, out: "_OutQuant", bias):
@@ -559,6 +580,8 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
                 params = qp.squared_difference_params(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp, out.scale, out.zero_point)
                 return [*params.values(), out.act_min, out.act_max]
             return self._binary(diff.args, call, qb.squared_difference, "squared_difference", params_of)
+        if self.exact_float:
+            return self._binary_exact(call, out, "mul")
         return self._binary(call.args, call, qc.elementwise_mul, "mul", self._rescaled(qp.mul_params, out))
 
     def _q_maximum(self, call: Call, out: "_OutQuant", bias):
@@ -828,8 +851,7 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
                                          count_include_pad=bool(attrs.count_include_pad))
 
     def _emit_avg_pool_exact(self, x: _Dequant, out: "_OutQuant", order: str, zp_in_float: bool = False, **window):
-        real = (np.arange(-128, 128, dtype=np.int32) - x.scalar_zp).astype(np.float32) * np.float32(x.scalar_scale)
-        return self._emit(qr.avg_pool_exact, x.src, relax.const(real), relax.const(np.float32([out.scale])), op="avg_pool_exact",
+        return self._emit(qr.avg_pool_exact, x.src, relax.const(_real_table(x)), relax.const(np.float32([out.scale])), op="avg_pool_exact",
                           order=order, out_zp=out.zero_point, zp_in_float=zp_in_float, act_min=out.act_min,
                           act_max=out.act_max, **window)
 
@@ -911,6 +933,11 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         lo, hi, result_var = self._fused_clip(var)
         result = self._emit(qc.avg_pool2d, self.env[src], op="avg_pool2d", act_min=lo, act_max=hi, **self._pool_args(pool))
         self.env[var] = self.env[result_var] = result
+
+
+def _real_table(x: _Dequant) -> np.ndarray:
+    """float32 value of each int8 code of `x` as onnxruntime dequantizes it: (q - zero point) * scale."""
+    return (np.arange(-128, 128, dtype=np.int32) - x.scalar_zp).astype(np.float32) * np.float32(x.scalar_scale)
 
 
 def _plain(value):

@@ -109,7 +109,7 @@ def round_half_even(value):
     return tirx.Let(t, tirx.max(tirx.min(value, bound), -bound), body)
 
 
-def _quantized(real, scale, out_zp: int, zp_in_float: bool, act_min: int, act_max: int):
+def quantize_real(real, scale, out_zp: int, zp_in_float: bool, act_min: int, act_max: int):
     """int8 of a float32 result: round_half_even(real / scale) + zero point (QuantizeLinear), or
     round_half_even(real / scale + zero point) (onnxruntime's QLinearAveragePool); `scale` is a
     float32 value (from a one-element tensor: a C literal would not print it exactly)."""
@@ -131,7 +131,7 @@ def avg_pool_exact(data, table, out_scale, *, pool, strides, pads, count_include
     """ONNX int8 AveragePool on NCHW as onnxruntime computes it in float: each input dequantized by
     the 256-entry float32 `table` (table[q + 128] = (q - zero point) * scale), the window summed in
     float32 in onnxruntime's order, divided by the element count (in-image, or the whole window
-    with `count_include_pad`), then quantized with the one-element `out_scale` (`_quantized`). `order`: "rows" (row by row, MLAS's
+    with `count_include_pad`), then quantized with the one-element `out_scale` (`quantize_real`). `order`: "rows" (row by row, MLAS's
     generic kernel and QLinearAveragePool), "columns" (each window column summed down, then the
     columns left to right: MLAS's vector kernel) or "global" (kernel = image, no padding: four
     running lanes over the flat image, (l0 + l2) + (l1 + l3), then the tail: MLAS's global kernel)."""
@@ -182,7 +182,7 @@ def avg_pool_exact(data, table, out_scale, *, pool, strides, pads, count_include
         cols = tirx.min(x0 + kw, w) - tirx.max(x0, 0)
         return (rows * cols).astype(F32)
 
-    return te.compute((n, c, oh, ow), lambda b, ch, oy, ox: _quantized(
+    return te.compute((n, c, oh, ow), lambda b, ch, oy, ox: quantize_real(
         total(b, ch, oy, ox) / count(oy, ox), out_scale[0], out_zp, zp_in_float, act_min, act_max), name="out")
 
 
