@@ -29,6 +29,7 @@ from tvm.ir.expr import Call, Var
 from relax_passes.realize_activations import ActivationRealizer  # activations (act)
 from relax_passes.exact_lookup import ExactLookupRealizer
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
+from schedules import qnn_activations as qa
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
@@ -819,7 +820,12 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         )
 
     def _q_nn_max_pool2d(self, call: Call, out: "_OutQuant", bias):
+        """MAX_POOL_2D; ONNX MaxPool between different quantizations: the int8 max (dequantizing
+        is monotonic, so it commutes with the max), requantized."""
         x = self._input(call.args[0])
+        if self.exact_float and (x.scalar_scale, x.scalar_zp) != (out.scale, out.zero_point):
+            pooled = self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
+            return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "MAX_POOL_2D")
         self._same_quant(x, out, "MAX_POOL_2D")
         return self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
 
@@ -857,6 +863,8 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
 
     def _q_dequantize(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call)
+        if self.exact_float:
+            return self._requantized(x, out, "QUANTIZE")
         mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
         return self._emit(qc.requantize, x.src, params=(x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max), op="requantize")
 
@@ -870,13 +878,14 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
 
     def _requantized(self, x: _Dequant, out: "_OutQuant", op: str):
         """`x` in the output's quantization: itself, or (ONNX: each element is quantize(dequantize(x)))
-        one requantize kernel; TFLite needs both the same, as TFLM copies raw bytes."""
-        if not self.exact_float or (x.scalar_scale == out.scale and x.scalar_zp == out.zero_point):
+        a 256-entry table of onnxruntime's float result; TFLite needs both the same, as TFLM copies raw bytes."""
+        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
+        if not self.exact_float or same and (out.act_min, out.act_max) == (-128, 127):
             self._same_quant(x, out, op)
             return x.src
-        mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
-        params = (x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max)
-        return self._emit(qc.requantize, x.src, params=params, op="requantize")
+        q = np.rint(_real_table(x) / np.float32(out.scale)) + out.zero_point
+        table = np.clip(q, out.act_min, out.act_max).astype(np.int8)
+        return self._emit(qa.lookup, x.src, relax.const(table), op="lookup")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
         """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR on NHWC; ONNX Resize (NCHW) is the same
