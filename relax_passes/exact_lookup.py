@@ -5,7 +5,8 @@ dequantize, the float op, quantize with round-half-to-even. For a chain of eleme
 ops whose only activation leaf is one dequantized int8 tensor (Sigmoid, Tanh, HardSigmoid,
 HardSwish, LeakyRelu, PRelu, Clip, Relu, and arithmetic with constants), that result depends
 on the int8 input value alone, or on it and the index along one axis when a constant varies
-there (PRelu's per-channel slope). `ExactLookupRealizer` evaluates the chain in float32 at
+there (PRelu's per-channel slope); a reshape in the chain (QOperator's float Flatten before an
+island) is a view of the table's result. `ExactLookupRealizer` evaluates the chain in float32 at
 compile time for all 256 input values and emits one table lookup, 256 entries (`lookup`) or
 256 per channel (`lookup_channel`). The TFLite path never uses it (its kernels follow TFLM).
 """
@@ -46,7 +47,7 @@ class ExactLookupRealizer:
 
     def _exact_lookup(self, expr, out_scale: float, out_zp: int, lo: int, hi: int):
         """The table kernel for quantize(expr) if `expr` is such a chain (see module doc), else None."""
-        self._leaf = None
+        self._leaf, self._viewed = None, False
         rank = len(expr.ty.shape) if isinstance(expr.ty, relax.TensorType) and expr.ty.shape is not None else 0
         values = np.arange(-128, 128, dtype=np.int32).reshape((256,) + (1,) * rank)
         try:
@@ -55,15 +56,17 @@ class ExactLookupRealizer:
             return None
         if self._leaf is None or _op_name(self._def(expr)) == "relax.dequantize":
             return None  # a constant, or a plain requantize (its own kernel)
-        if [int(d) for d in self._leaf.src.ty.shape] != [int(d) for d in expr.ty.shape]:
+        leaf_shape, shape = ([int(d) for d in e.ty.shape] for e in (self._leaf.src, expr))
+        if leaf_shape != shape and not (self._viewed and np.prod(leaf_shape) == np.prod(shape)):
             return None  # a constant broadcasts the tensor to a larger shape
         q = np.rint(real.astype(_F32) / _F32(out_scale)) + out_zp
         table = np.clip(q, lo, hi).astype(np.int8)
         table = np.broadcast_to(table, (256,) + table.shape[1:]).reshape(256, -1)
         varying = [a for a, d in enumerate(real.shape[1:]) if d != 1]
         if not varying:
-            return self._emit(qa.lookup, self._leaf.src, relax.const(np.ascontiguousarray(table[:, 0])), op="lookup")
-        if len(varying) > 1:
+            result = self._emit(qa.lookup, self._leaf.src, relax.const(np.ascontiguousarray(table[:, 0])), op="lookup")
+            return self.bb.emit(relax.op.reshape(result, shape)) if self._viewed else result
+        if len(varying) > 1 or self._viewed:
             return None
         per_axis = np.ascontiguousarray(table.T)  # [size along the axis, 256]
         return self._emit(qa.lookup_channel, self._leaf.src, relax.const(per_axis), axis=varying[0], op="lookup_channel")
@@ -77,6 +80,9 @@ class ExactLookupRealizer:
             return const.astype(_F32)
         value = self._def(expr)
         name = _op_name(value)
+        if name == "relax.reshape" and self._dequant(value) is None:  # a view of the activation (Flatten)
+            self._viewed = True
+            return self._evaluate(value.args[0], values, rank)
         if name in ("relax.dequantize", "relax.reshape", "relax.permute_dims"):
             return self._dequantized(value, values)  # reshape/permute_dims: of a quantized constant
         if name in _UNARY:

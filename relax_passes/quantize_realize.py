@@ -29,6 +29,7 @@ from tvm.ir.expr import Call, Var
 from relax_passes.realize_activations import ActivationRealizer  # activations (act)
 from relax_passes.exact_lookup import ExactLookupRealizer
 from relax_passes.movement_realize import MOVEMENT_RELAX_OPS, MovementRealizer, shape_of
+from schedules import qnn_activations as qa
 from schedules import qnn_binary as qb
 from schedules import qnn_compute as qc
 from schedules import qnn_sequence as qs
@@ -61,6 +62,8 @@ class _Dequant:
 # ONNX Resize modes (coordinate transformation, nearest rounding) whose source indices are TFLM's
 _ONNX_NEAREST_MODES = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"), ("align_corners", "round_prefer_ceil")}
 _ONNX_LINEAR_MODES = {"asymmetric", "half_pixel"}  # align_corners: TFLM's Q10 taps differ by more than 1 LSB
+# MLAS's vector pooling kernel keeps a padded input row in 2048 floats (3 of them over-read)
+_MLAS_REDUCTION_BUFFER = 2045
 # float ops whose `add` of a dequantized int32 constant is their bias
 _BIAS_CORES = ("relax.nn.conv2d", "relax.matmul", "relax.nn.conv2d_transpose")
 
@@ -543,10 +546,31 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return self._emit(qc.transpose, result, axes=[0, 3, 1, 2], op="transpose") if nchw else result
 
 
+    def _binary_exact(self, call: Call, out: "_OutQuant", kind: str):
+        """ONNX Add / Sub / Mul as onnxruntime's float ops (qnn_binary.binary_exact), either
+        operand an activation or an int8 constant."""
+        a, b = (self._operand(x, kind) for x in call.args)
+        if isinstance(a.src, np.ndarray) and isinstance(b.src, np.ndarray):
+            raise UnsupportedOperatorError(f"quantized {kind} of two constants is not supported")
+        tables = [relax.const(_real_table(v)) for v in (a, b)]
+        options = dict(out_shape=shape_of(call), kind=kind, out_zp=out.zero_point, act_min=out.act_min,
+                       act_max=out.act_max, op=f"{kind}_exact")
+        scale = relax.const(np.float32([out.scale]))
+        if not isinstance(a.src, np.ndarray) and a.src.same_as(b.src):  # op(x, x): one argument (see _binary)
+            def compute_once(x, lhs_table, rhs_table, out_scale, **kwargs):
+                return qb.binary_exact(x, x, lhs_table, rhs_table, out_scale, **kwargs)
+
+            return self._emit(compute_once, a.src, *tables, scale, **options)
+        return self._emit(qb.binary_exact, *(self._kernel_operand(v) for v in (a, b)), *tables, scale, **options)
+
     def _q_add(self, call: Call, out: "_OutQuant", bias):
+        if self.exact_float:
+            return self._binary_exact(call, out, "add")
         return self._binary(call.args, call, qc.elementwise_add, "add", self._rescaled(qp.add_params, out))
 
     def _q_subtract(self, call: Call, out: "_OutQuant", bias):
+        if self.exact_float:
+            return self._binary_exact(call, out, "sub")
         return self._binary(call.args, call, qb.elementwise_sub, "sub", self._rescaled(qp.sub_params, out))
 
     def _q_multiply(self, call: Call, out: "_OutQuant", bias):
@@ -557,6 +581,8 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
                 params = qp.squared_difference_params(a.scalar_scale, a.scalar_zp, b.scalar_scale, b.scalar_zp, out.scale, out.zero_point)
                 return [*params.values(), out.act_min, out.act_max]
             return self._binary(diff.args, call, qb.squared_difference, "squared_difference", params_of)
+        if self.exact_float:
+            return self._binary_exact(call, out, "mul")
         return self._binary(call.args, call, qc.elementwise_mul, "mul", self._rescaled(qp.mul_params, out))
 
     def _q_maximum(self, call: Call, out: "_OutQuant", bias):
@@ -625,6 +651,12 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         return const is not None and const.size == 1 and float(const.reshape(-1)[0]) == value
 
     def _q_mean(self, call: Call, out: "_OutQuant", bias):
+        """MEAN; ONNX GlobalAveragePool (a kept-dims mean over H and W of NCHW) as onnxruntime's
+        float global pool."""
+        shape = [int(d) for d in call.args[0].ty.shape]
+        if self.exact_float and len(shape) == 4 and self._reduced_axes(call) == [2, 3] and call.attrs.keepdims:
+            return self._emit_avg_pool_exact(self._input(call.args[0]), out, "global", pool=shape[2:], strides=[1, 1],
+                                             pads=[0, 0, 0, 0], count_include_pad=False)
         return self._mean_or_sum(call, out, qp.mean_params, "mean")
 
     def _mean_or_sum(self, call: Call, out: "_OutQuant", params_fn, op: str):
@@ -788,23 +820,51 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         )
 
     def _q_nn_max_pool2d(self, call: Call, out: "_OutQuant", bias):
+        """MAX_POOL_2D; ONNX MaxPool between different quantizations: the int8 max (dequantizing
+        is monotonic, so it commutes with the max), requantized."""
         x = self._input(call.args[0])
+        if self.exact_float and (x.scalar_scale, x.scalar_zp) != (out.scale, out.zero_point):
+            pooled = self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
+            return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "MAX_POOL_2D")
         self._same_quant(x, out, "MAX_POOL_2D")
         return self._emit(qc.max_pool2d, x.src, op="max_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
 
     def _q_nn_avg_pool2d(self, call: Call, out: "_OutQuant", bias):
-        """AVERAGE_POOL_2D; for ONNX with a different output quantization (QLinearAveragePool),
-        the int8 window mean requantized (two roundings)."""
+        """AVERAGE_POOL_2D (TFLM's integer mean); ONNX AveragePool as onnxruntime's float pool."""
         x = self._input(call.args[0])
-        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
-        if same or not self.exact_float:
-            self._same_quant(x, out, "AVERAGE_POOL_2D")
-            return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
-        pooled = self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=-128, act_max=127, **self._pool_args(call))
-        return self._requantized(_Dequant(pooled, x.scale, x.zero_point), out, "AVERAGE_POOL_2D")
+        if self.exact_float:
+            return self._avg_pool_exact(call, x, out)
+        self._same_quant(x, out, "AVERAGE_POOL_2D")
+        return self._emit(qc.avg_pool2d, x.src, op="avg_pool2d", act_min=out.act_min, act_max=out.act_max, **self._pool_args(call))
+
+    def _avg_pool_exact(self, call: Call, x: _Dequant, out: "_OutQuant"):
+        """ONNX AveragePool in MLAS's float order (qnn_reduce.avg_pool_exact): its global kernel
+        when the window is the image, its vector kernel for width strides up to 2 and windows up
+        to 32, else its generic one."""
+        attrs = call.attrs
+        if attrs.layout != "NCHW" or any(int(d) != 1 for d in attrs.dilation) or attrs.ceil_mode:
+            raise UnsupportedOperatorError("AveragePool with dilation or ceil_mode is not supported (NCHW)")
+        pool, strides = [int(p) for p in attrs.pool_size], [int(s) for s in attrs.strides]
+        pads = [int(p) for p in attrs.padding]
+        h, w = shape_of(call.args[0])[2:]
+        if pool == [h, w] and strides == [1, 1] and not any(pads):
+            order = "global"
+        elif strides[1] <= 2 and max(pool) <= 32 and w + pads[1] + pads[3] <= _MLAS_REDUCTION_BUFFER:
+            order = "columns"
+        else:
+            order = "rows"
+        return self._emit_avg_pool_exact(x, out, order, pool=pool, strides=strides, pads=pads,
+                                         count_include_pad=bool(attrs.count_include_pad))
+
+    def _emit_avg_pool_exact(self, x: _Dequant, out: "_OutQuant", order: str, zp_in_float: bool = False, **window):
+        return self._emit(qr.avg_pool_exact, x.src, relax.const(_real_table(x)), relax.const(np.float32([out.scale])), op="avg_pool_exact",
+                          order=order, out_zp=out.zero_point, zp_in_float=zp_in_float, act_min=out.act_min,
+                          act_max=out.act_max, **window)
 
     def _q_dequantize(self, call: Call, out: "_OutQuant", bias):
         x = self._input(call)
+        if self.exact_float:
+            return self._requantized(x, out, "QUANTIZE")
         mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
         return self._emit(qc.requantize, x.src, params=(x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max), op="requantize")
 
@@ -818,13 +878,14 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
 
     def _requantized(self, x: _Dequant, out: "_OutQuant", op: str):
         """`x` in the output's quantization: itself, or (ONNX: each element is quantize(dequantize(x)))
-        one requantize kernel; TFLite needs both the same, as TFLM copies raw bytes."""
-        if not self.exact_float or (x.scalar_scale == out.scale and x.scalar_zp == out.zero_point):
+        a 256-entry table of onnxruntime's float result; TFLite needs both the same, as TFLM copies raw bytes."""
+        same = x.scalar_scale == out.scale and x.scalar_zp == out.zero_point
+        if not self.exact_float or same and (out.act_min, out.act_max) == (-128, 127):
             self._same_quant(x, out, op)
             return x.src
-        mult, shift = qp.quantize_multiplier(x.scalar_scale / out.scale)
-        params = (x.scalar_zp, mult, shift, out.zero_point, out.act_min, out.act_max)
-        return self._emit(qc.requantize, x.src, params=params, op="requantize")
+        q = np.rint(_real_table(x) / np.float32(out.scale)) + out.zero_point
+        table = np.clip(q, out.act_min, out.act_max).astype(np.int8)
+        return self._emit(qa.lookup, x.src, relax.const(table), op="lookup")
 
     def _q_image_resize2d(self, call: Call, out: "_OutQuant", bias):
         """RESIZE_NEAREST_NEIGHBOR / RESIZE_BILINEAR on NHWC; ONNX Resize (NCHW) is the same
@@ -881,6 +942,11 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
         lo, hi, result_var = self._fused_clip(var)
         result = self._emit(qc.avg_pool2d, self.env[src], op="avg_pool2d", act_min=lo, act_max=hi, **self._pool_args(pool))
         self.env[var] = self.env[result_var] = result
+
+
+def _real_table(x: _Dequant) -> np.ndarray:
+    """float32 value of each int8 code of `x` as onnxruntime dequantizes it: (q - zero point) * scale."""
+    return (np.arange(-128, 128, dtype=np.int32) - x.scalar_zp).astype(np.float32) * np.float32(x.scalar_scale)
 
 
 def _plain(value):

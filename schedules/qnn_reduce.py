@@ -89,3 +89,114 @@ def softmax_exact(data, exp_table, axis: int, inv_out_scale: float, out_zp: int)
         return tirx.max(tirx.min(q, 127), -128).astype("int8")
 
     return te.compute(data.shape, out, name="out")
+
+
+# ---------------------------------------------------------------- ONNX average pooling (float semantics)
+F32 = "float32"
+
+
+def round_half_even(value):
+    """int32 nearest to a float32 expression, ties to even (QuantizeLinear's rounding), without
+    libm: the value is clamped to +-2^20 first, where float32 floor and fraction are exact."""
+    bound = tirx.const(float(1 << 20), F32)
+    t = tirx.Var("t", F32)
+    floor = tirx.Var("below", INT32)
+    truncated = t.astype(INT32)
+    frac = t - floor.astype(F32)
+    half = tirx.const(0.5, F32)
+    up = tirx.Select(frac > half, 1, tirx.Select(frac == half, tirx.bitwise_and(floor, 1), 0))
+    body = tirx.Let(floor, truncated - tirx.Select(t < truncated.astype(F32), 1, 0), floor + up)
+    return tirx.Let(t, tirx.max(tirx.min(value, bound), -bound), body)
+
+
+def quantize_real(real, scale, out_zp: int, zp_in_float: bool, act_min: int, act_max: int):
+    """int8 of a float32 result: round_half_even(real / scale) + zero point (QuantizeLinear), or
+    round_half_even(real / scale + zero point) (onnxruntime's QLinearAveragePool); `scale` is a
+    float32 value (from a one-element tensor: a C literal would not print it exactly)."""
+    scaled = real / scale
+    q = round_half_even(scaled + tirx.const(float(out_zp), F32)) if zp_in_float else round_half_even(scaled) + out_zp
+    return tirx.max(tirx.min(q, act_max), act_min).astype("int8")
+
+
+def _chain(terms):
+    """terms[0] + terms[1] + ... added left to right (float sums keep their order)."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def avg_pool_exact(data, table, out_scale, *, pool, strides, pads, count_include_pad: bool, order: str, out_zp: int,
+                   zp_in_float: bool, act_min: int, act_max: int):
+    """ONNX int8 AveragePool on NCHW as onnxruntime computes it in float: each input dequantized by
+    the 256-entry float32 `table` (table[q + 128] = (q - zero point) * scale), the window summed in
+    float32 in onnxruntime's order, divided by the element count (in-image, or the whole window
+    with `count_include_pad`), then quantized with the one-element `out_scale` (`quantize_real`). `order`: "rows" (row by row, MLAS's
+    generic kernel and QLinearAveragePool), "columns" (each window column summed down, then the
+    columns left to right: MLAS's vector kernel) or "global" (kernel = image, no padding: four
+    running lanes over the flat image, (l0 + l2) + (l1 + l3), then the tail: MLAS's global kernel)."""
+    n, c, h, w = (int(d) for d in data.shape)
+    (kh, kw), (sh, sw), (top, left, bottom, right) = pool, strides, pads
+    oh, ow = (h + top + bottom - kh) // sh + 1, (w + left + right - kw) // sw + 1
+    zero = tirx.const(0.0, F32)
+
+    def real(b, ch, y, x):
+        return table[data[b, ch, y, x].astype(INT32) + 128]
+
+    def masked(b, ch, y, x):
+        return tirx.if_then_else(tirx.all(y >= 0, y < h, x >= 0, x < w), real(b, ch, y, x), zero)
+
+    if order == "global":
+        lanes, size = (h * w) // 4, h * w
+        k = te.reduce_axis((0, max(lanes, 1)), "k")
+
+        def lane(b, ch, j):
+            flat = 4 * k + j
+            return te.sum(tirx.if_then_else(k < lanes, real(b, ch, flat // w, flat % w), zero), axis=k)
+
+        acc = te.compute((n, c, 4), lane, name="acc")
+
+        def total(b, ch, oy, ox):
+            tail = [real(b, ch, t // w, t % w) for t in range(4 * lanes, size)]
+            return _chain([(acc[b, ch, 0] + acc[b, ch, 2]) + (acc[b, ch, 1] + acc[b, ch, 3]), *tail])
+    elif order == "columns":
+        ry = te.reduce_axis((0, kh), "ry")
+        acc = te.compute((n, c, oh, ow, kw), lambda b, ch, oy, ox, kx: te.sum(
+            masked(b, ch, oy * sh - top + ry, ox * sw - left + kx), axis=ry), name="acc")
+
+        def total(b, ch, oy, ox):
+            return _chain([acc[b, ch, oy, ox, kx] for kx in range(kw)])
+    else:
+        ry, rx = te.reduce_axis((0, kh), "ry"), te.reduce_axis((0, kw), "rx")
+        acc = te.compute((n, c, oh, ow), lambda b, ch, oy, ox: te.sum(
+            masked(b, ch, oy * sh - top + ry, ox * sw - left + rx), axis=[ry, rx]), name="acc")
+
+        def total(b, ch, oy, ox):
+            return acc[b, ch, oy, ox]
+
+    def count(oy, ox):
+        if count_include_pad:
+            return tirx.const(float(kh * kw), F32)
+        y0, x0 = oy * sh - top, ox * sw - left
+        rows = tirx.min(y0 + kh, h) - tirx.max(y0, 0)
+        cols = tirx.min(x0 + kw, w) - tirx.max(x0, 0)
+        return (rows * cols).astype(F32)
+
+    return te.compute((n, c, oh, ow), lambda b, ch, oy, ox: quantize_real(
+        total(b, ch, oy, ox) / count(oy, ox), out_scale[0], out_zp, zp_in_float, act_min, act_max), name="out")
+
+
+def qlinear_global_avg_pool(data, scale, *, in_zp: int, out_zp: int, act_min: int, act_max: int):
+    """onnxruntime's QLinearGlobalAveragePool on NCHW: the exact int32 sum of x - zero point over
+    each image, times the one-element float32 `scale` (input scale / (output scale * count)),
+    rounded half to even, plus the output zero point."""
+    n, c, h, w = (int(d) for d in data.shape)
+    ry, rx = te.reduce_axis((0, h), "ry"), te.reduce_axis((0, w), "rx")
+    acc = te.compute((n, c, 1, 1), lambda b, ch, oy, ox: te.sum(data[b, ch, ry, rx].astype(INT32) - in_zp, axis=[ry, rx]),
+                     name="acc")
+
+    def out(b, ch, oy, ox):
+        q = round_half_even(acc[b, ch, oy, ox].astype(F32) * scale[0]) + out_zp
+        return tirx.max(tirx.min(q, act_max), act_min).astype("int8")
+
+    return te.compute((n, c, 1, 1), out, name="out")

@@ -69,7 +69,7 @@ def kernel_trace(op: str, attrs: dict, in_shapes, out_shape, input_index: int, w
         write_step = row * (depth + 1) + 1 + c
         first_pass = np.repeat(np.arange(rows) * (depth + 1), depth)
         return write_step, np.concatenate([first_pass, write_step]), np.concatenate([np.arange(n_out)] * 2)
-    if op in ("add", "mul", "sub", "squared_difference", "maximum", "minimum", "prelu"):
+    if op in ("add", "mul", "sub", "squared_difference", "maximum", "minimum", "prelu", "add_exact", "sub_exact", "mul_exact"):
         padded = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
         source = np.broadcast_to(np.arange(int(np.prod(in_shape))).reshape(padded), out_shape).ravel()
         e = np.arange(n_out)

@@ -73,6 +73,17 @@ def test_every_config_is_bit_exact_on_host(kws_tasks):
             assert ok, (task.op, config, diff)
 
 
+def test_onnx_tasks_are_realized_as_build_realizes_them(tmp_path):
+    """extract_tasks realizes an ONNX model with its float semantics, as build does: a Softmax
+    over the first axis (onnxruntime's float softmax; TFLite's integer kernel has the last axis only)."""
+    from onnx_op_models import OpCase, node, quantize, weight
+
+    case = OpCase("gemm_softmax_rows", [node("Gemm", ["x", "w"], ["g"], transB=1), node("Softmax", ["g"], axis=0)], [(2, 16)],
+                  None, {"w": weight(0, 8, 16)})
+    tasks = extract_tasks(quantize(case, str(tmp_path)), "qemu-m7")
+    assert [t.op for t in tasks] == ["dense"]
+
+
 def _forced_log(path: Path, model: str, pick) -> str:
     """A tuning log whose 'best' config of every workload of `model` is pick(op, space)."""
     log = TuningLog(path)

@@ -170,6 +170,12 @@ class Artifact:
         return self._host_model.run(inputs)
 
 
+
+def realize_integer(mod: tvm.IRModule, info, float_io: bool = False) -> tvm.IRModule:
+    """QuantizeRealize of an imported model (`frontend.load`'s module and info): ONNX models get
+    onnxruntime's float semantics (`exact_float`), TFLite ones TFLite Micro's integer arithmetic."""
+    return QuantizeRealize(float_io=float_io, origins=info.origins, exact_float=info.format == "onnx")(mod)
+
 def build(
     model,
     target: str = "stm32f746",
@@ -196,7 +202,7 @@ def build(
     mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target), native_stderr_captured():
         try:
-            integer = QuantizeRealize(float_io=float_io, origins=info.origins, exact_float=info.format == "onnx")(mod)
+            integer = realize_integer(mod, info, float_io)
         except UnsupportedOperatorError as err:
             raise UnsupportedOperatorError(f"{info.path or info.name}: {err}") from None
         if memory_planner == "tinyml":

@@ -27,6 +27,7 @@ _WINDOWED = {"conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"}
 # Broadcasting binary kernels: one output element per step reads one element of each operand
 # (either may be a constant), schedules/qnn_compute._broadcast_binary.
 _BROADCAST_BINARY = {"add", "mul", "sub", "squared_difference", "maximum", "minimum", "prelu"}
+_BROADCAST_BINARY |= {"add_exact", "sub_exact", "mul_exact"}  # ONNX float semantics; inputs 2-4 are their tables
 
 
 def max_overlap_delta(
@@ -52,8 +53,8 @@ def max_overlap_delta(
 def last_reader(op: str, attrs: dict, input_index: int, input_shapes: list[tuple[int, ...]], output_shape: tuple[int, ...]) -> np.ndarray | None:
     """For each element of input `input_index`, the last output element (row-major) that reads it; -1 if none."""
     in_shape = input_shapes[input_index]
-    if input_index > 0 and op not in _BROADCAST_BINARY | {"concatenate"}:
-        return None  # weights, bias and requantization parameters are constants
+    if input_index > 0 and op not in _BROADCAST_BINARY | {"concatenate"} or input_index > 1 and op in _BROADCAST_BINARY:
+        return None  # weights, bias, tables and requantization parameters are constants
     if op in _ELEMENTWISE:
         return np.arange(int(np.prod(in_shape)))
     if op in _BROADCAST_BINARY:

@@ -54,17 +54,18 @@ class Task:
 
 def extract_tasks(model, target: str = "qemu-m7") -> list[Task]:
     """The model's tunable workloads, identical ones merged (most MAC-heavy first is not assumed)."""
-    from relax_passes import InplaceDepthwise, QuantizeRealize
+    from relax_passes import InplaceDepthwise
     from tvm_tinyml import frontend
+    from tvm_tinyml.builder import realize_integer
     from tvm_tinyml.lower import lower
     from tvm_tinyml.targets import get_target
 
     import tvm
 
     mcu = get_target(target)
-    mod, _ = frontend.load(model)
+    mod, info = frontend.load(model)
     with tvm.target.Target(mcu.tvm_target):
-        integer = InplaceDepthwise()(QuantizeRealize()(mod))
+        integer = InplaceDepthwise()(realize_integer(mod, info))
     lowered = lower(integer)
     tasks: dict[str, Task] = {}
     for op in lowered.graph.ops:
