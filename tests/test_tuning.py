@@ -132,7 +132,7 @@ def test_a_tuned_config_must_beat_the_measured_default_by_min_gain(tmp_path, kws
 def _synthetic_cost(config: dict) -> float:
     """A deterministic stand-in for measured cycles with structure a model can learn."""
     c = 1000.0 / (config["tile_m"] * 0.6 + 0.4) / (1 + 0.3 * np.log2(config["tile_n"]))
-    c *= 0.4 if config["simd"] else 1.0
+    c *= {0: 1.0, 1: 0.4, 2: 0.5, 3: 0.5}[config["simd"]]  # the seeds (simd 3 and 2) are not the optimum
     c *= 0.93 if config["unroll"] == 2 and config["simd"] else 1.0
     c *= 1.25 if (config["tile_m"], config["tile_n"]) == (2, 4) else 1.0  # register spills
     return c
@@ -141,7 +141,7 @@ def _synthetic_cost(config: dict) -> float:
 def test_xgboost_beats_random_on_a_synthetic_space():
     configs = space("conv2d")
     optimum = min(_synthetic_cost(c) for c in configs)
-    budget = len(configs) // 4
+    budget = len(configs) * 2 // 5  # 10 of the 26 distinct configs
     def best_after(kind, seed):
         tuner = make_tuner(kind, "conv2d", None, seed=seed)
         while len(tuner.seen) < budget:
@@ -150,7 +150,7 @@ def test_xgboost_beats_random_on_a_synthetic_space():
         return tuner.best_cost
     xgb = [best_after("xgb", s) for s in range(5)]
     rnd = [best_after("random", s) for s in range(5)]
-    assert np.mean([optimum / b for b in xgb]) >= 0.95  # on average over seeds, with 25% of the space
+    assert np.mean([optimum / b for b in xgb]) >= 0.95  # on average over seeds, with 40% of the space
     assert np.mean(xgb) < np.mean(rnd)
 
 
