@@ -270,12 +270,8 @@ class TaskSearch:
                 "best_cycles": _cost(best) if best else None, "best_config": best["config"] if best else None}
 
 
-def search(tasks: list[Task], budget: list[int], log: TuningLog, pool, *, tuner: str = "xgb", batch: int = 8,
-           seed: int = 0, on_batch=None) -> list[TaskSearch]:
-    """Spend each task's trials (counting those already in the log) keeping every worker of `pool`
-    busy: the driver proposes a batch for each idle worker (round robin over the tasks, never a
-    config measured or in flight) and appends each measurement to the log as its batch returns.
-    A lost worker's batch is sent again to its replacement: nothing is lost or measured twice."""
+def load_searches(tasks: list[Task], budget: list[int], log: TuningLog, *, tuner: str = "xgb", seed: int = 0) -> list[TaskSearch]:
+    """Each task's search resumed from the log: its records, its tuner trained on them, trials left."""
     records = read_log(log.path)
     searches = []
     for task, n in zip(tasks, budget):
@@ -284,6 +280,16 @@ def search(tasks: list[Task], budget: list[int], log: TuningLog, pool, *, tuner:
         for record in done.values():
             found.tuner.update(record["config"], _cost(record))
         searches.append(found)
+    return searches
+
+
+def search(tasks: list[Task], budget: list[int], log: TuningLog, pool, *, tuner: str = "xgb", batch: int = 8,
+           seed: int = 0, on_batch=None) -> list[TaskSearch]:
+    """Spend each task's trials (counting those already in the log) keeping every worker of `pool`
+    busy: the driver proposes a batch for each idle worker (round robin over the tasks, never a
+    config measured or in flight) and appends each measurement to the log as its batch returns.
+    A lost worker's batch is sent again to its replacement: nothing is lost or measured twice."""
+    searches = load_searches(tasks, budget, log, tuner=tuner, seed=seed)
     pending: dict = {}  # future -> (worker, search, configs)
     idle, turn = list(range(pool.size)), 0
     while True:

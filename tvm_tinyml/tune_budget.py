@@ -13,9 +13,10 @@ choice is the untuned build's plus the options' differences from the default con
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from schedules.space import constant_transforms, default_config
+from schedules.space import config_key, constant_transforms, default_config
 
 
 @dataclass(frozen=True)
@@ -97,41 +98,55 @@ def _build_entry(label: str, run, configs: dict, patch: str) -> dict:
             "peak_bytes": run.arena_bytes, "bit_exact": run.bit_exact, "configs": configs, "patch": patch}
 
 
-def measure_budgeted(result, model: str, board: str, searches: list, *, seed: int = 0, pareto: str | None = None) -> None:
+def measure_budgeted(result, model: str, board: str, searches: list, *, seed: int = 0, pareto: str | None = None,
+                     te_default: bool = True, cache: dict | None = None) -> None:
     """Measure whole-model builds on `board` and fill `result`: TVM's default schedules
-    (`default_cycles`), the untuned build, and the fastest choice of the measured configs within
-    the budgets; the tuned build is the fastest of them all measured within the budgets (bit-exact
-    or an error). With `pareto`, more choices along the flash front are measured and plotted."""
+    (`default_cycles`, unless not `te_default`), the untuned build, and the fastest choice of the
+    measured configs within the budgets; the tuned build is the fastest of them measured within
+    the budgets (bit-exact, else an error). With `pareto`, more choices along the flash front are
+    measured and plotted. `cache` keeps runs across calls (key: configs and patch plan)."""
     from schedules.dispatch import use_default_schedules
     from tvm_tinyml.errors import TinyMLError
     from tvm_tinyml.run import run_on_board
 
     sram, flash = result.sram_budget, result.flash_budget
-    with use_default_schedules():
-        result.default_cycles = run_on_board(model, board, inputs=1, seed=seed).cycles
+    cache = {} if cache is None else cache
+    ops = {s.task.key: s.task.op for s in searches}
+
+    def run(configs: dict, patch: str):
+        key = (json.dumps(configs, sort_keys=True), patch)
+        if key not in cache:
+            cache[key] = run_on_board(model, board, inputs=1, seed=seed, configs=configs, flash_budget=flash, patch=patch)
+            if not cache[key].bit_exact:
+                raise TinyMLError(f"{model}: the tuned build is not bit-exact on {board}")
+        return cache[key]
+
+    if te_default:
+        with use_default_schedules():
+            result.default_cycles = run_on_board(model, board, inputs=1, seed=seed).cycles
     patch = "off"
-    untuned = run_on_board(model, board, inputs=1, seed=seed, flash_budget=flash)
+    untuned = run({}, patch)
     if untuned.arena_bytes > sram:  # the memory planner in the loop: patches lower the peak
         patch = "auto"
-        untuned = run_on_board(model, board, inputs=1, seed=seed, flash_budget=flash, patch=patch)
+        untuned = run({}, patch)
     if untuned.arena_bytes > sram or untuned.weights_bytes > flash:
         raise TinyMLError(f"{result.model}: the smallest build needs {untuned.arena_bytes:,} B of SRAM and "
                           f"{untuned.weights_bytes:,} B of flash; budgets {sram:,} B and {flash:,} B")
     builds = [_build_entry("untuned", untuned, {}, patch)]
     choices = task_front(searches)
-    picks = [choose(choices, flash - untuned.weights_bytes)]
+    picks = [("at budget", choose(choices, flash - untuned.weights_bytes))]
     if pareto and choices:
         low, high = choices[0].flash_delta, choices[-1].flash_delta
-        picks += [choose(choices, low + (high - low) * i / (PARETO_POINTS - 1)) for i in range(PARETO_POINTS)]
+        picks += [("front", choose(choices, low + (high - low) * i / (PARETO_POINTS - 1))) for i in range(PARETO_POINTS)]
     seen: list[dict] = [{}]
-    for pick in picks:
-        if pick is None or pick.configs in seen:
+    for label, pick in picks:
+        if pick is None:
             continue
-        seen.append(pick.configs)
-        run = run_on_board(model, board, inputs=1, seed=seed, configs=pick.configs, flash_budget=flash, patch=patch)
-        if not run.bit_exact:
-            raise TinyMLError(f"{model}: the tuned build is not bit-exact on {board}")
-        builds.append(_build_entry("tuned", run, pick.configs, patch))
+        configs = {k: c for k, c in pick.configs.items() if config_key(c) != config_key(default_config(ops[k]))}
+        if configs in seen:
+            continue
+        seen.append(configs)
+        builds.append(_build_entry(label, run(configs, patch), configs, patch))
     fitting = [b for b in builds if b["flash_bytes"] <= flash and b["peak_bytes"] <= sram]
     best = min(fitting, key=lambda b: b["cycles"])
     result.tuned_cycles, result.peak_bytes, result.flash_bytes = best["cycles"], best["peak_bytes"], best["flash_bytes"]
