@@ -1,14 +1,17 @@
 """Autotuning benchmark on qemu-m7 (deterministic instruction counts, estimated cycles).
 
-For each bundled model: whole-model cycles and instructions per inference with the TE default
-schedules (`schedules/default.py`), with the SIMD templates' default configs (untuned build),
-and with the best configs after `--trials` tuning trials; speed-up, cycles/MAC and
-instructions/MAC. Then, on one convolution workload with a small space (24 configs), the best
+For each model: `--trials` tuning trials on `--workers` emulated boards, then the tuned build
+(the fastest measured choice of the tuned configs within the budget, `tune_budget`) at three
+flash budgets: the int8 minimum (the model's int8 weights + 10%), the target default (3/4 of
+the flash, the builder's rule for int16 weights) and unlimited (all the board's flash), each
+against the untuned build and the best fixed rule (all int8 weights, or all int16 weights where
+they fit). Then measurements per second with 1 and 2 workers (kws, steady state), and on one
+convolution workload with a small space (every config measured once on the board), the best
 config found by the XGBoost tuner vs random search after equal trials (25% of the space),
-against the exhaustive optimum (every config measured once on the board; the searches replay
-those deterministic measurements, averaged over seeds).
+against the exhaustive optimum (the searches replay those measurements, averaged over seeds).
 
-    python benchmarks/tuning.py [--trials 300] [--models vww_96_int8 ...] [--logs DIR] [--json]
+    python benchmarks/tuning.py [--trials 300] [--workers 2] [--models vww_96_int8 ...] [--logs DIR]
+                                [--skip models|throughput|small_space] [--json]
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,23 +36,55 @@ from tvm_tinyml.tune import exhaustive, extract_tasks, tune  # noqa: E402
 BOARD = "qemu-m7"
 
 
-def model_row(model: Path, trials: int, logs: Path) -> dict:
+def model_row(model: Path, trials: int, logs: Path, workers: int) -> dict:
+    """Tune `model` once, then the tuned build at three flash budgets against the fixed rules."""
+    from schedules.tuning_log import TuningLog
+    from tvm_tinyml.targets import get_target
+    from tvm_tinyml.tune import TuneResult, load_searches
+    from tvm_tinyml.tune_budget import measure_budgeted
+
+    log = logs / f"{model.stem}.jsonl"
+    result = tune(str(model), BOARD, trials=trials, log_path=str(log), measure_model=False, workers=workers)
+    tasks = extract_tasks(str(model), BOARD)
+    searches = load_searches(tasks, [0] * len(tasks), TuningLog(log))
+    mcu = get_target(BOARD)
     with use_default_schedules():
         te = run_on_board(str(model), BOARD, inputs=1)
-    untuned = run_on_board(str(model), BOARD, inputs=1)
-    log = logs / f"{model.stem}.jsonl"
-    result = tune(str(model), BOARD, trials=trials, log_path=str(log), measure_model=False)
-    tuned = run_on_board(str(model), BOARD, inputs=1, tuning_log=str(log))
-    macs = tuned.macs or 1
-    return {
-        "model": model.stem, "trials": result.trials, "tasks": result.tasks,
-        "te_default_cycles": te.cycles, "te_default_instructions": te.instructions,
-        "untuned_cycles": untuned.cycles, "untuned_instructions": untuned.instructions,
-        "tuned_cycles": tuned.cycles, "tuned_instructions": tuned.instructions,
-        "speedup_vs_te_default": te.cycles / tuned.cycles, "speedup_vs_untuned": untuned.cycles / tuned.cycles,
-        "cycles_per_mac": tuned.cycles / macs, "instructions_per_mac": tuned.instructions / macs,
-        "bit_exact": te.bit_exact and untuned.bit_exact and tuned.bit_exact, "macs": macs,
-    }
+    int16 = run_on_board(str(model), BOARD, inputs=1, weights="int16", flash_budget=mcu.flash_bytes)
+    cache: dict = {}
+    row = {"model": model.stem, "trials": result.trials, "tasks": result.tasks, "te_default_cycles": te.cycles,
+           "int16_rule_cycles": int16.cycles, "int16_rule_flash": int16.weights_bytes, "budgets": []}
+    # unlimited: all the board's flash; target: the builder's default (3/4, a quarter left to the
+    # application); int8_min: the model's int8 weights + 10% (known after the first, untuned build)
+    budgets = {"unlimited": mcu.flash_bytes, "target": mcu.flash_bytes * 3 // 4, "int8_min": None}
+    for name, budget in budgets.items():
+        tuned = TuneResult(model.stem, BOARD, result.trials, result.tasks, sram_budget=mcu.sram_bytes,
+                           flash_budget=budget or int(row["budgets"][0]["untuned_flash"] * 1.1))
+        measure_budgeted(tuned, str(model), BOARD, searches, te_default=False, cache=cache)
+        untuned = tuned.builds[0]
+        rules = [untuned["cycles"]] + ([int16.cycles] if int16.weights_bytes <= tuned.flash_budget else [])
+        row["budgets"].append({
+            "budget": name, "flash_budget": tuned.flash_budget, "untuned_cycles": untuned["cycles"],
+            "untuned_flash": untuned["flash_bytes"], "best_rule_cycles": min(rules), "tuned_cycles": tuned.tuned_cycles,
+            "flash_bytes": tuned.flash_bytes, "peak_bytes": tuned.peak_bytes,
+            "gain_vs_untuned": 1 - tuned.tuned_cycles / untuned["cycles"],
+            "bit_exact": all(b["bit_exact"] for b in tuned.builds)})
+    return row
+
+
+def throughput(model: Path, trials: int, logs: Path) -> dict:
+    """Measurements per second with 1 and 2 workers (steady state: from the first batch back to the last)."""
+    out = {}
+    for workers in (1, 2):
+        log = logs / f"throughput_{workers}.jsonl"
+        log.unlink(missing_ok=True)
+        stamps: list[tuple[float, int]] = []
+        tune(str(model), BOARD, trials=trials, log_path=str(log), measure_model=False, workers=workers, batch=4,
+             on_batch=lambda task, n, best: stamps.append((time.monotonic(), n)))
+        done = sum(n for _, n in stamps[1:])
+        out[f"workers_{workers}"] = done / (stamps[-1][0] - stamps[0][0])
+    out["speedup"] = out["workers_2"] / out["workers_1"]
+    return out
 
 
 def small_space(model: Path, seeds: int = 10) -> dict:
@@ -78,27 +114,43 @@ def small_space(model: Path, seeds: int = 10) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--models", nargs="*")
     parser.add_argument("--logs", default=str(REPO / "out" / "tuning"))
+    parser.add_argument("--throughput-trials", type=int, default=40)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["models", "throughput", "small_space"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     models = [REPO / "models" / f"{m}.tflite" for m in args.models] if args.models else sorted((REPO / "models").glob("*.tflite"))
-    rows = [model_row(m, args.trials, logs) for m in models]
-    small = small_space(REPO / "models" / "pretrainedResnet_quant.tflite")
+    out = {}
+    if "models" not in args.skip:
+        out["models"] = [model_row(m, args.trials, logs, args.workers) for m in models]
+        print(json.dumps(out["models"]), file=sys.stderr, flush=True)
+    if "throughput" not in args.skip:
+        out["throughput"] = throughput(REPO / "models" / "kws_ref_model.tflite", args.throughput_trials, logs)
+        print(json.dumps(out["throughput"]), file=sys.stderr, flush=True)
+    if "small_space" not in args.skip:
+        out["small_space"] = small_space(REPO / "models" / "pretrainedResnet_quant.tflite")
     if args.json:
-        print(json.dumps({"models": rows, "small_space": small}, indent=2))
+        print(json.dumps(out, indent=2))
         return
-    print("| model | TE default cycles | untuned cycles | tuned cycles | tuned instructions | speed-up vs TE default | cycles / MAC | instructions / MAC | trials | bit-exact |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-    for r in rows:
-        print(f"| {r['model']} | {r['te_default_cycles']:,} | {r['untuned_cycles']:,} | {r['tuned_cycles']:,} | {r['tuned_instructions']:,} | "
-              f"{r['speedup_vs_te_default']:.2f}x | {r['cycles_per_mac']:.2f} | {r['instructions_per_mac']:.2f} | {r['trials']} | "
-              f"{'yes' if r['bit_exact'] else 'NO'} |")
-    print()
-    print(f"Small space ({small['space']} configs, {small['trials']} trials = 25%): exhaustive best {small['exhaustive_best']:,} cycles; "
-          f"XGBoost reaches {small['xgb_fraction_of_optimum']:.1%} of it on average, random search {small['random_fraction_of_optimum']:.1%}.")
+    if "models" in out:
+        print("| model | flash budget | budget B | untuned cycles | best fixed rule | tuned cycles | gain vs untuned | flash B | peak B | trials | bit-exact |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for r in out["models"]:
+            for b in r["budgets"]:
+                print(f"| {r['model']} | {b['budget']} | {b['flash_budget']:,} | {b['untuned_cycles']:,} | {b['best_rule_cycles']:,} | "
+                      f"{b['tuned_cycles']:,} | {b['gain_vs_untuned']:.1%} | {b['flash_bytes']:,} | {b['peak_bytes']:,} | {r['trials']} | "
+                      f"{'yes' if b['bit_exact'] else 'NO'} |")
+    if "throughput" in out:
+        t = out["throughput"]
+        print(f"\nMeasurements per second: {t['workers_1']:.3f} with 1 worker, {t['workers_2']:.3f} with 2 ({t['speedup']:.2f}x).")
+    if "small_space" in out:
+        small = out["small_space"]
+        print(f"Small space ({small['space']} configs, {small['trials']} trials = 25%): exhaustive best {small['exhaustive_best']:,} cycles; "
+              f"XGBoost reaches {small['xgb_fraction_of_optimum']:.1%} of it on average, random search {small['random_fraction_of_optimum']:.1%}.")
 
 
 if __name__ == "__main__":

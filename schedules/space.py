@@ -88,10 +88,27 @@ def knobs(op: str) -> dict[str, list]:
     return _KNOBS[op]
 
 
+def canonical(op: str, config: dict) -> dict:
+    """`config` with the knobs its SIMD path ignores set to the default's values, so that configs
+    generating the same kernel are one config: the GEMM paths (simd 2, 3) compute every output
+    channel of a block two at a time (no `tile_n`), the scalar path (simd 0) has no unrolling."""
+    out = dict(config)
+    if op in ("conv2d", "dense"):
+        if out.get("simd") in conv_t.GEMM_SIMD:
+            out["tile_n"] = _DEFAULTS[op]["tile_n"]
+        if out.get("simd") == 0:
+            out["unroll"] = _DEFAULTS[op]["unroll"]
+    return out
+
+
 def space(op: str) -> list[dict]:
-    """Every config of kind `op`, in a fixed order."""
+    """Every distinct config of kind `op` (no two generate the same kernel), in a fixed order."""
     names = list(_KNOBS[op])
-    return [dict(zip(names, values)) for values in itertools.product(*(_KNOBS[op][n] for n in names))]
+    configs: dict[str, dict] = {}
+    for values in itertools.product(*(_KNOBS[op][n] for n in names)):
+        config = canonical(op, dict(zip(names, values)))
+        configs.setdefault(config_key(config), config)
+    return list(configs.values())
 
 
 def default_config(op: str) -> dict:
@@ -109,6 +126,13 @@ def int8_weight_config(op: str) -> dict | None:
 def int16_weight_config(op: str) -> dict | None:
     """The config of `op` that stores its weights as int16 (`--weights int16`), None: no such path."""
     return {"simd": 2} if op in ("conv2d", "dense") else None
+
+
+def seed_configs(op: str) -> list[dict]:
+    """The configs a search measures first: the default, and its int16-weight variant (the two
+    fixed rules `--weights int8|int16`, so a flash-budgeted choice always has both to pick from)."""
+    int16 = int16_weight_config(op)
+    return [default_config(op)] + ([canonical(op, {**default_config(op), **int16})] if int16 else [])
 
 
 def config_key(config: dict) -> str:
@@ -130,6 +154,20 @@ def template_config(func: tirx.PrimFunc, config: dict | None = None) -> dict | N
     return {**default_config(op), **(config or {})} if supported(op, attrs, shapes) else None
 
 
+def constant_transforms(func: tirx.PrimFunc, config: dict | None = None) -> dict[int, Callable[[np.ndarray], np.ndarray]]:
+    """The layout transforms `schedule_kernel(func, config)` gives the constant parameters (by
+    index), without building the kernel: what a config stores in flash."""
+    op, attrs, shapes = kernel_info(func)
+    cfg = template_config(func, config)
+    if cfg is None:
+        return {}
+    if op in ("conv2d", "dense"):
+        return conv_t.transforms(shapes[1], cfg, hwio=op == "conv2d")
+    if op == "depthwise_conv2d":
+        return {4: dw_t.requant_transform(attrs["out_zp"])}
+    return {}
+
+
 def schedule_kernel(func: tirx.PrimFunc, config: dict | None = None) -> Scheduled:
     """The kernel scheduled with `config` (None: the template's default; not tunable: default_schedule)."""
     op, attrs, shapes = kernel_info(func)
@@ -139,15 +177,13 @@ def schedule_kernel(func: tirx.PrimFunc, config: dict | None = None) -> Schedule
     geometry = {k: attrs[k] for k in ("strides", "pads", "dilation", "in_zp", "out_zp", "act_min", "act_max") if k in attrs}
     if op == "conv2d":
         new = conv_t.conv2d_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
-        return Scheduled(_keep_attrs(new, func), conv_t.transforms(shapes[1], cfg, hwio=True), True)
-    if op == "dense":
+    elif op == "dense":
         new = conv_t.dense(shapes[0], shapes[1], **geometry, **cfg)
-        return Scheduled(_keep_attrs(new, func), conv_t.transforms(shapes[1], cfg, hwio=False), True)
-    if op == "depthwise_conv2d":
+    elif op == "depthwise_conv2d":
         new = dw_t.depthwise_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
-        return Scheduled(_keep_attrs(new, func), {4: dw_t.requant_transform(attrs["out_zp"])}, True)
-    new = dw_t.depthwise_inplace_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
-    return Scheduled(_keep_attrs(new, func), {}, True)
+    else:
+        new = dw_t.depthwise_inplace_nhwc(shapes[0], shapes[1], shapes[5], **geometry, **cfg)
+    return Scheduled(_keep_attrs(new, func), constant_transforms(func, cfg), True)
 
 
 def _keep_attrs(new: tirx.PrimFunc, old: tirx.PrimFunc) -> tirx.PrimFunc:

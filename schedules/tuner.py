@@ -4,8 +4,9 @@
 the knob values plus the workload's sizes; label: faster is better), ranks every unmeasured
 config, and takes the top of the ranking, except for an epsilon share of each batch drawn at
 random (exploration), and the best-ranked configs one knob away from the fastest measured one
-fill half of each batch (a local step, so the search refines around its incumbent). Before it has enough measurements it starts from the template's default
-config and random picks. Failed measurements rank last.
+fill half of each batch (a local step, so the search refines around its incumbent). Before it
+has enough measurements it takes random picks. Failed measurements rank last. Every tuner
+measures the seed configs first (`space.seed_configs`: the default and its int16-weight variant).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 
 import numpy as np
 
-from schedules.space import config_key, default_config, features, space
+from schedules.space import config_key, features, seed_configs, space
 
 MIN_TRAIN = 3
 
@@ -46,19 +47,27 @@ class BaseTuner:
         return [c for c in self.space if config_key(c) not in self.seen and config_key(c) not in exclude]
 
     def next_batch(self, n: int, exclude: set[str] = frozenset()) -> list[dict]:
+        """Up to `n` configs not measured yet nor in `exclude`: the seed configs first, then the search's."""
+        pool = self._candidates(exclude)
+        free = {config_key(c) for c in pool}
+        picked = [c for c in seed_configs(self.op) if config_key(c) in free][:n]
+        taken = {config_key(c) for c in picked}
+        rest = [c for c in pool if config_key(c) not in taken]
+        return picked + (self._propose(rest, n - len(picked)) if rest and n > len(picked) else [])
+
+    def _propose(self, pool: list[dict], n: int) -> list[dict]:
         raise NotImplementedError
 
 
 class RandomTuner(BaseTuner):
-    def next_batch(self, n, exclude=frozenset()):
-        pool = self._candidates(exclude)
+    def _propose(self, pool, n):
         self.rng.shuffle(pool)
         return pool[:n]
 
 
 class GridTuner(BaseTuner):
-    def next_batch(self, n, exclude=frozenset()):
-        return self._candidates(exclude)[:n]
+    def _propose(self, pool, n):
+        return pool[:n]
 
 
 class XGBTuner(BaseTuner):
@@ -68,31 +77,23 @@ class XGBTuner(BaseTuner):
         self.seed = seed
         self._keys: list[tuple] = []
 
-    def next_batch(self, n, exclude=frozenset()):
-        pool = self._candidates(exclude)
-        if not pool:
-            return []
-        picked: list[dict] = []
-        default = default_config(self.op)
-        if config_key(default) not in self.seen and any(config_key(c) == config_key(default) for c in pool):
-            picked.append(default)
-            pool = [c for c in pool if config_key(c) != config_key(default)]
+    def _propose(self, pool, n):
         valid = [(x, y) for x, y in zip(self.xs, self.ys) if y is not None]
         if len(valid) < MIN_TRAIN or len({y for _, y in valid}) < 2:
             self.rng.shuffle(pool)
-            return picked + pool[: n - len(picked)]
+            return pool[:n]
         scores = self._predict(pool)
         order = [pool[i] for i in np.argsort(-scores, kind="stable")]
         # local step: the best-ranked config one knob away from the fastest measured one goes first
         incumbent = self._incumbent()
         near = [c for c in order if incumbent is not None and sum(c[k] != incumbent[k] for k in c) == 1]
-        near = near[: (n - len(picked) + 1) // 2]
+        near = near[: (n + 1) // 2]
         order = near + [c for c in order if c not in near]
-        n_explore = int(round(self.epsilon * (n - len(picked))))
-        exploit = order[: n - len(picked) - n_explore]
+        n_explore = int(round(self.epsilon * n))
+        exploit = order[: n - n_explore]
         rest = order[len(exploit):]
         self.rng.shuffle(rest)
-        return picked + exploit + rest[:n_explore]
+        return exploit + rest[:n_explore]
 
     def _incumbent(self) -> dict | None:
         valid = [(y, key) for y, key in zip(self.ys, self._keys) if y is not None]

@@ -18,7 +18,7 @@ import time
 from functools import lru_cache
 from pathlib import Path
 
-from schedules.space import TUNABLE, config_key, default_config
+from schedules.space import TUNABLE, canonical, config_key, default_config
 
 MIN_GAIN = 0.01  # a tuned config replaces a measured default only when at least this much faster
 
@@ -125,11 +125,13 @@ class TuningLog:
 
 
 def measured(records: list[dict], workload: str) -> dict[str, dict]:
-    """config key -> record, for the workload's records (first record of a config wins)."""
+    """config key -> record, for the workload's records (first record of a config wins; configs
+    written before the space had one config per kernel count as their canonical one)."""
     out: dict[str, dict] = {}
     for r in records:
         if r["workload"] == workload:
-            out.setdefault(config_key(r["config"]), r)
+            config = canonical(r["op"], r["config"]) if r.get("op") in TUNABLE else r["config"]
+            out.setdefault(config_key(config), r)
     return out
 
 

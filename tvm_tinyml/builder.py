@@ -186,9 +186,13 @@ def build(
     float_io: bool = False,
     patch_mac_overhead: float = 0.20,
     weights: str = "int8",
+    configs: dict[str, dict] | None = None,
+    flash_budget: int | None = None,
 ) -> Artifact:
     """Compile an int8 model (path to .tflite/.onnx, or a Relax IRModule) into standalone C.
-    `weights="int16"` stores conv / dense weights as int16 (faster, about twice the flash)."""
+    `weights="int16"` stores conv / dense weights as int16 (faster, about twice the flash).
+    `configs` (workload key -> config, as `tune` chooses them) win over the tuning log;
+    `flash_budget` is the most weight bytes int16 weights may grow to (default 3/4 of the flash)."""
     if tuning_log is not None and not os.path.isfile(tuning_log):
         raise TinyMLError(f"tuning log {tuning_log} does not exist (write one with `tvm-tinyml tune`)")
     patch = parse_patch(patch)
@@ -214,9 +218,10 @@ def build(
     else:
         lowered = lower(integer)
         plan = _tvm_plan(integer, lowered.graph)
-    with use_weights(weights), apply_history_best(tuning_log):  # tuned configs per workload win
+    with use_weights(weights), apply_history_best(tuning_log), use_configs(configs or {}):  # tuned configs win
         generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))
-        budget = mcu.flash_bytes * 3 // 4  # int16 weights leave a quarter of the flash to the application
+        # by default int16 weights leave a quarter of the flash to the application
+        budget = mcu.flash_bytes * 3 // 4 if flash_budget is None else flash_budget
         if generated.weights_bytes > budget:
             with use_configs(int8_weight_configs(lowered, generated.weights_bytes - budget)):
                 generated = generate(info.name, lowered, plan, _io_quant(info.inputs), _io_quant(info.outputs))

@@ -221,10 +221,13 @@ def _cmd_profile(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from tvm_tinyml.tune import tune
 
-    result = tune(args.model, args.board, trials=args.trials, log_path=args.log, tuner=args.tuner, progress=True)
+    result = tune(args.model, args.board, trials=args.trials, log_path=args.log, tuner=args.tuner, progress=True,
+                  workers=args.workers, serials=args.serial, ray_address=args.ray, sram_budget=args.sram_budget,
+                  flash_budget=args.flash_budget, pareto=args.pareto)
     print(
         f"{result.model} on {result.board}: {result.trials} trials over {result.tasks} tasks; cycles per inference "
-        f"{result.default_cycles:,} (default schedules) -> {result.tuned_cycles:,} (tuned); log {args.log}"
+        f"{result.default_cycles:,} (default schedules) -> {result.tuned_cycles:,} (tuned: peak {result.peak_bytes:,} B "
+        f"of {result.sram_budget:,}, flash {result.flash_bytes:,} B of {result.flash_budget:,}); log {args.log}"
     )
     if args.json:
         print(json.dumps(result.to_json()))
@@ -304,6 +307,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log", required=True, metavar="F", type=lambda t: _tuning_log(t, must_exist=False),
                    help="tuning log (JSON lines; appended; resumed)")
     p.add_argument("--tuner", default="xgb", choices=["xgb", "random", "grid"])
+    p.add_argument("--sram-budget", type=_whole_number(1), metavar="BYTES", help="most peak SRAM (arena) of the tuned build (default: the target's SRAM)")
+    p.add_argument("--flash-budget", type=_whole_number(1), metavar="BYTES", help="most flash (weights) of the tuned build (default: the target's flash)")
+    p.add_argument("--workers", type=_whole_number(1), default=1, metavar="N", help="measure on N emulated boards at once (default 1)")
+    p.add_argument("--serial", action="append", metavar="PORT", help="serial port of an attached board; repeat for one worker per board")
+    p.add_argument("--ray", metavar="ADDRESS|auto", help="run each worker as a Ray actor on this cluster (pip install 'tvm-tinyml[distributed]')")
+    p.add_argument("--pareto", metavar="FILE.png", type=_output_file, help="measure builds along the flash front and plot latency / flash / SRAM")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.set_defaults(func=_cmd_tune)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,6 @@ import numpy as np
 from project_api.client import ProjectAPIClient, ProjectAPIError, firmware_session, template_for_board
 from project_api.firmware_protocol import FirmwareError
 from schedules.default import default_schedule
-from schedules.dispatch import use_default_schedules
 from schedules.space import config_key, kernel_info, schedule_kernel, space, workload_key
 from schedules.tuner import make_tuner
 from schedules.tuning_log import TuningLog, measured, read_log
@@ -167,8 +167,10 @@ class Measurement:
     error: str | None
 
 
-def measure_batch(task: Task, configs: list[dict], board: str, seed: int = 0, timeout_sec: float = 60.0) -> list[Measurement]:
-    """Build one firmware with the reference and `configs`, run each on the board, check and count."""
+def measure_batch(task: Task, configs: list[dict], board: str, seed: int = 0, timeout_sec: float = 60.0,
+                  serial: str | None = None) -> list[Measurement]:
+    """Build one firmware with the reference and `configs`, run each on the board (on its `serial`
+    port for an attached one), check and count."""
     if board not in BOARDS:
         raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARDS)}")
     rng = np.random.default_rng(seed)
@@ -190,10 +192,11 @@ def measure_batch(task: Task, configs: list[dict], board: str, seed: int = 0, ti
         except ProjectAPIError as err:
             return [Measurement(c, None, None, f"project failed: {str(err)[:200]}") for c in configs]
         try:
+            options = {"serial_port": serial} if serial else {}
             try:
                 client.build({})
-                client.flash({})
-                client.open_transport({})
+                client.flash(options)
+                client.open_transport(options)
             except ProjectAPIError as err:
                 return [Measurement(c, None, None, f"build failed: {str(err)[:200]}") for c in configs]
             session = firmware_session(client, timeout_sec)
@@ -233,41 +236,98 @@ class TuneResult:
     tasks: int
     default_cycles: int | None = None
     tuned_cycles: int | None = None
+    sram_budget: int | None = None
+    flash_budget: int | None = None
+    peak_bytes: int | None = None
+    flash_bytes: int | None = None
     per_task: list[dict] = field(default_factory=list)
+    builds: list[dict] = field(default_factory=list)  # every whole-model build measured: cycles, flash, peak
 
     def to_json(self) -> dict:
         return {"model": self.model, "board": self.board, "trials": self.trials, "tasks": self.tasks,
-                "default_cycles": self.default_cycles, "tuned_cycles": self.tuned_cycles}
+                "default_cycles": self.default_cycles, "tuned_cycles": self.tuned_cycles,
+                "sram_budget": self.sram_budget, "flash_budget": self.flash_budget,
+                "peak_bytes": self.peak_bytes, "flash_bytes": self.flash_bytes}
 
 
 def _cost(record: dict) -> float | None:
     return None if record.get("error") is not None or record.get("cycles") is None else float(record["cycles"])
 
 
-def tune_task(task: Task, trials: int, log: TuningLog, board: str, *, tuner: str = "xgb", batch: int = 8,
-              seed: int = 0, on_batch=None) -> dict:
-    """Spend up to `trials` measurements (counting those already in the log) on one task."""
+@dataclass
+class TaskSearch:
+    """One task's search: its tuner, its measured records (config key -> record), trials left, in flight."""
+
+    task: Task
+    tuner: object
+    done: dict[str, dict]
+    remaining: int
+    inflight: set[str] = field(default_factory=set)
+
+    def summary(self) -> dict:
+        valid = [r for r in self.done.values() if _cost(r) is not None]
+        best = min(valid, key=_cost) if valid else None
+        return {"workload": self.task.key, "op": self.task.op, "measured": len(self.done),
+                "best_cycles": _cost(best) if best else None, "best_config": best["config"] if best else None}
+
+
+def load_searches(tasks: list[Task], budget: list[int], log: TuningLog, *, tuner: str = "xgb", seed: int = 0) -> list[TaskSearch]:
+    """Each task's search resumed from the log: its records, its tuner trained on them, trials left."""
     records = read_log(log.path)
-    done = measured(records, task.key)
-    search = make_tuner(tuner, task.op, task.key, seed=seed)
-    for record in done.values():
-        search.update(record["config"], _cost(record))
-    remaining = trials - len(done)
-    while remaining > 0:
-        configs = search.next_batch(min(batch, remaining), exclude=set(done))
-        if not configs:
-            break
-        for m in measure_batch(task, configs, board, seed=seed):
-            record = log.append(task.key, task.op, m.config, cycles=m.cycles, instructions=m.instructions, error=m.error, board=board)
-            done[config_key(m.config)] = record
-            search.update(m.config, _cost(record))
-        remaining -= len(configs)
-        if on_batch:
-            on_batch(task, len(configs), search.best_cost)
-    valid = [r for r in done.values() if _cost(r) is not None]
-    best = min(valid, key=_cost) if valid else None
-    return {"workload": task.key, "op": task.op, "measured": len(done), "best_cycles": _cost(best) if best else None,
-            "best_config": best["config"] if best else None}
+    searches = []
+    for task, n in zip(tasks, budget):
+        done = measured(records, task.key)
+        found = TaskSearch(task, make_tuner(tuner, task.op, task.key, seed=seed), done, n - len(done))
+        for record in done.values():
+            found.tuner.update(record["config"], _cost(record))
+        searches.append(found)
+    return searches
+
+
+def search(tasks: list[Task], budget: list[int], log: TuningLog, pool, *, tuner: str = "xgb", batch: int = 8,
+           seed: int = 0, on_batch=None) -> list[TaskSearch]:
+    """Spend each task's trials (counting those already in the log) keeping every worker of `pool`
+    busy: the driver proposes a batch for each idle worker (round robin over the tasks, never a
+    config measured or in flight) and appends each measurement to the log as its batch returns.
+    A lost worker's batch is sent again to its replacement: nothing is lost or measured twice."""
+    searches = load_searches(tasks, budget, log, tuner=tuner, seed=seed)
+    pending: dict = {}  # future -> (worker, search, configs)
+    idle, turn = list(range(pool.size)), 0
+    while True:
+        while idle and any(s.remaining > 0 for s in searches):
+            current = searches[turn % len(searches)]
+            turn += 1
+            if current.remaining <= 0:
+                continue
+            configs = current.tuner.next_batch(min(batch, current.remaining), exclude=set(current.done) | current.inflight)
+            if not configs:
+                current.remaining = 0
+                continue
+            current.remaining -= len(configs)
+            current.inflight |= {config_key(c) for c in configs}
+            worker = idle.pop(0)
+            pending[pool.submit(worker, current.task.key, configs, seed)] = (worker, current, configs)
+        if not pending:
+            return searches
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            worker, current, configs = pending.pop(future)
+            current.inflight -= {config_key(c) for c in configs}
+            idle.append(worker)
+            error = future.exception()
+            if error is not None:
+                if not pool.lost(error):
+                    raise error
+                pool.restart(worker)
+                current.remaining += len(configs)
+                continue
+            for m in future.result():
+                record = log.append(current.task.key, current.task.op, m["config"], cycles=m["cycles"],
+                                    instructions=m["instructions"], error=m["error"], board=pool.board)
+                current.done[config_key(m["config"])] = record
+                current.tuner.update(m["config"], _cost(record))
+            if on_batch:
+                on_batch(current.task, len(configs), current.tuner.best_cost)
 
 
 def allocate_trials(tasks: list[Task], trials: int) -> list[int]:
@@ -287,11 +347,22 @@ def allocate_trials(tasks: list[Task], trials: int) -> list[int]:
 
 
 def tune(model: str, board: str = "qemu-m7", trials: int = 300, log_path: str = "tuning.jsonl", *, tuner: str = "xgb",
-         progress: bool = False, measure_model: bool = True, batch: int = 8, seed: int = 0) -> TuneResult:
-    """Tune every task of `model`, then measure the whole model with default and with tuned schedules."""
-    from tvm_tinyml.run import BOARD_TARGETS, run_on_board
+         progress: bool = False, measure_model: bool = True, batch: int = 8, seed: int = 0, workers: int = 1,
+         serials: list[str] | None = None, ray_address: str | None = None, sram_budget: int | None = None,
+         flash_budget: int | None = None, pareto: str | None = None, on_batch=None) -> TuneResult:
+    """Tune every task of `model` on `workers` boards (or one per serial port, or Ray actors), then
+    choose and measure the fastest whole-model build within the SRAM and flash budgets (default:
+    the target's SRAM and flash; flash counts the weights, as `memory` does)."""
+    from tvm_tinyml.run import BOARD_TARGETS
+    from tvm_tinyml.targets import get_target
+    from tvm_tinyml.tune_budget import measure_budgeted
+    from tvm_tinyml.tune_pool import make_pool
 
-    tasks = extract_tasks(model, BOARD_TARGETS.get(board, "qemu-m7"))
+    target = BOARD_TARGETS.get(board, "qemu-m7")
+    if board not in BOARDS:
+        raise TinyMLError(f"unknown board {board!r}; boards: {', '.join(BOARDS)}")
+    mcu = get_target(target)
+    tasks = extract_tasks(model, target)
     budget = allocate_trials(tasks, trials)
     log = TuningLog(log_path)
     bar = None
@@ -299,27 +370,23 @@ def tune(model: str, board: str = "qemu-m7", trials: int = 300, log_path: str = 
         already = sum(min(len(measured(read_log(log.path), t.key)), b) for t, b in zip(tasks, budget))
         bar = progress_bar("tuning", total=sum(budget), initial=already, unit="trial")
 
-    def on_batch(task, n, best):
+    def report(task, n, best):
         if bar is not None:
             bar.update(n)
             bar.set_postfix_str(f"{task.op} best {best:,.0f} cycles" if best else task.op)
+        if on_batch:
+            on_batch(task, n, best)
 
-    result = TuneResult(Path(str(model)).stem, board, 0, len(tasks))
-    for task, n in zip(tasks, budget):
-        result.per_task.append(tune_task(task, n, log, board, tuner=tuner, batch=batch, seed=seed, on_batch=on_batch))
+    with make_pool(str(model), target, board, tasks, workers, serials, ray_address) as pool:
+        searches = search(tasks, budget, log, pool, tuner=tuner, batch=batch, seed=seed, on_batch=report)
     if bar is not None:
         bar.close()
-    result.trials = sum(min(r["measured"], n) for r, n in zip(result.per_task, budget))
+    result = TuneResult(Path(str(model)).stem, board, 0, len(tasks), sram_budget=sram_budget or mcu.sram_bytes,
+                        flash_budget=flash_budget or mcu.flash_bytes)
+    result.per_task = [s.summary() for s in searches]
+    result.trials = sum(min(s["measured"], n) for s, n in zip(result.per_task, budget))
     if measure_model:
-        # "Default" is TVM's default schedule of every kernel (schedules/default.py: the TE lowering,
-        # no templates), the baseline autotuning is measured against; benchmarks/tuning.py also
-        # reports the templates' untuned default configs.
-        with use_default_schedules():
-            result.default_cycles = run_on_board(model, board, inputs=1, seed=seed).cycles
-        tuned = run_on_board(model, board, inputs=1, seed=seed, tuning_log=str(log_path))
-        if not tuned.bit_exact:
-            raise TinyMLError(f"{model}: the tuned build is not bit-exact on {board}")
-        result.tuned_cycles = tuned.cycles
+        measure_budgeted(result, model, board, searches, seed=seed, pareto=pareto)
     return result
 
 
