@@ -47,6 +47,20 @@ class ExactLookupRealizer:
 
     def _exact_lookup(self, expr, out_scale: float, out_zp: int, lo: int, hi: int):
         """The table kernel for quantize(expr) if `expr` is such a chain (see module doc), else None."""
+        real = self._chain_values(expr)
+        if real is None:
+            return None
+        q = np.rint(real / _F32(out_scale)) + out_zp
+        return self._table_kernel(np.clip(q, lo, hi).astype(np.int8), expr, "lookup")
+
+    def _float_lookup(self, expr):
+        """A float32 model output that is such a chain (QOperator leaves a float HardSigmoid at the
+        end): one int8 -> float32 table, the chain's exact float values, else None."""
+        real = self._chain_values(expr)
+        return None if real is None else self._table_kernel(real, expr, "lookup_f32")
+
+    def _chain_values(self, expr) -> np.ndarray | None:
+        """The chain's float32 values for the 256 inputs (axis 0), or None if it is not one."""
         self._leaf, self._viewed = None, False
         rank = len(expr.ty.shape) if isinstance(expr.ty, relax.TensorType) and expr.ty.shape is not None else 0
         values = np.arange(-128, 128, dtype=np.int32).reshape((256,) + (1,) * rank)
@@ -59,17 +73,20 @@ class ExactLookupRealizer:
         leaf_shape, shape = ([int(d) for d in e.ty.shape] for e in (self._leaf.src, expr))
         if leaf_shape != shape and not (self._viewed and np.prod(leaf_shape) == np.prod(shape)):
             return None  # a constant broadcasts the tensor to a larger shape
-        q = np.rint(real.astype(_F32) / _F32(out_scale)) + out_zp
-        table = np.clip(q, lo, hi).astype(np.int8)
+        return real.astype(_F32)
+
+    def _table_kernel(self, table: np.ndarray, expr, op: str):
+        """`lookup` / `lookup_channel` of the chain's leaf with `table` (axis 0: the 256 inputs)."""
+        shape = [int(d) for d in expr.ty.shape]
+        varying = [a for a, d in enumerate(table.shape[1:]) if d != 1]
         table = np.broadcast_to(table, (256,) + table.shape[1:]).reshape(256, -1)
-        varying = [a for a, d in enumerate(real.shape[1:]) if d != 1]
         if not varying:
-            result = self._emit(qa.lookup, self._leaf.src, relax.const(np.ascontiguousarray(table[:, 0])), op="lookup")
+            result = self._emit(qa.lookup, self._leaf.src, relax.const(np.ascontiguousarray(table[:, 0])), op=op)
             return self.bb.emit(relax.op.reshape(result, shape)) if self._viewed else result
         if len(varying) > 1 or self._viewed:
             return None
         per_axis = np.ascontiguousarray(table.T)  # [size along the axis, 256]
-        return self._emit(qa.lookup_channel, self._leaf.src, relax.const(per_axis), axis=varying[0], op="lookup_channel")
+        return self._emit(qa.lookup_channel, self._leaf.src, relax.const(per_axis), axis=varying[0], op=op.replace("lookup", "lookup_channel"))
 
     def _evaluate(self, expr, values: np.ndarray, rank: int) -> np.ndarray:
         """float32 value of `expr` with its activation leaf taking `values` (axis 0: the 256 inputs)."""

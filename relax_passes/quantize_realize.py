@@ -206,6 +206,9 @@ class _Realizer(ActivationRealizer, MovementRealizer, ExactLookupRealizer):
             return self.env[value.args[0]]
         if _op_name(value) == "relax.nn.log_softmax" and self._dequant(value.args[0]) is not None:
             return self._float_log_softmax(value)
+        table = self._float_lookup(var) if self.exact_float and var.ty.dtype == "float32" else None
+        if table is not None:
+            return table
         raise UnsupportedOperatorError(f"output {var}: not an int8 tensor or a DEQUANTIZE of one")
 
     def _visit_named(self, var: Var, value) -> None:
